@@ -208,9 +208,7 @@ def test_bad_input_gives_clear_errors():
         TextVectorization.from_config({**tv.get_config(), "ngrams": 2})
 
 
-_TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), min_codepoint=1), max_size=30
-)
+_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), min_codepoint=1), max_size=30)
 
 
 @settings(max_examples=60, deadline=None)

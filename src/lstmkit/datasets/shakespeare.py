@@ -9,7 +9,11 @@ Rendering (what :func:`render_play` makes of a play's Markdown):
 * each speech becomes ``NAME:`` on its own line followed by the spoken lines, with the line
   breaks of the source kept (verse stays verse); speeches are separated by one blank line,
   like Karpathy's "tiny Shakespeare";
-* the title, act and scene headings are dropped;
+* the title, act and scene headings are dropped, with the location text of a scene heading
+  that the source wrapped onto the next line;
+* speaker names the source broke in two ("BISHOP" + ``**OF WINCHESTER**``) are joined; the
+  few speeches that have no speaker tag in the source (e.g. *Henry VIII*'s prologue) are kept
+  as blocks without a ``NAME:`` line;
 * stage directions (``_Enter Ghost_``, ``*Exit Audley.*``, ``[Aside]_``, the numbered
   coronation procession in *Henry VIII*) are **dropped** by default. With
   ``stage_directions=True`` each one is kept as a ``[...]`` line: inside the speech when the
@@ -35,6 +39,7 @@ import functools
 import hashlib
 import html
 import importlib.util
+import itertools
 import re
 from pathlib import Path
 
@@ -91,7 +96,10 @@ def _play_files() -> dict[str, Path]:
 
 
 def list_plays(split: str = "all") -> list[str]:
-    """Names of the plays in ``split`` (file stems such as ``"hamlet"``), alphabetically."""
+    """Names of the plays in ``split`` (``"train"``, ``"validation"``, ``"test"`` or ``"all"``).
+
+    Names are the file stems (``"hamlet"``, ``"richard-ii"``), in alphabetical order.
+    """
     if split not in SPLITS:
         raise ValueError(f"list_plays: split must be one of {SPLITS}, got {split!r}")
     names = sorted(_play_files())
@@ -208,7 +216,8 @@ def render_play(markdown: str, *, stage_directions: bool = False) -> str:
                 blocks.append(speech)
             speech.append(text)
         else:
-            following = next((e for e, _ in events[k + 1 :] if e != "direction"), None)
+            later = itertools.islice(events, k + 1, None)
+            following = next((e for e, _ in later if e != "direction"), None)
             inside = speech is not None and following == "line"
             if not inside:
                 speech = None
