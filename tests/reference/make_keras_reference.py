@@ -35,7 +35,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NPZ_PATH = os.path.join(HERE, "keras_reference.npz")
@@ -95,18 +95,39 @@ def build_cases():
     add("lstm_mask_right", "LSTM", {"units": H, **rss}, mask="mask_right")
     add("lstm_mask_right_last", "LSTM", {"units": H, "return_state": True}, mask="mask_right")
     add("lstm_mask_left", "LSTM", {"units": H, **rss}, mask="mask_left")
-    add("lstm_mask_left_initial_state", "LSTM", {"units": H, **rss}, mask="mask_left", initial_state=True)
+    add(
+        "lstm_mask_left_initial_state",
+        "LSTM",
+        {"units": H, **rss},
+        mask="mask_left",
+        initial_state=True,
+    )
     add("lstm_mask_gaps", "LSTM", {"units": H, **rss}, mask="mask_gaps")
     add("lstm_mask_gaps_last", "LSTM", {"units": H, "return_state": True}, mask="mask_gaps")
-    add("lstm_mask_gaps_zero_output", "LSTM", {"units": H, "zero_output_for_mask": True, **rss}, mask="mask_gaps")
+    add(
+        "lstm_mask_gaps_zero_output",
+        "LSTM",
+        {"units": H, "zero_output_for_mask": True, **rss},
+        mask="mask_gaps",
+    )
     add(
         "lstm_mask_gaps_zero_output_last",
         "LSTM",
         {"units": H, "zero_output_for_mask": True, "return_state": True},
         mask="mask_gaps",
     )
-    add("lstm_mask_right_go_backwards", "LSTM", {"units": H, "go_backwards": True, **rss}, mask="mask_right")
-    add("lstm_mask_gaps_go_backwards", "LSTM", {"units": H, "go_backwards": True, **rss}, mask="mask_gaps")
+    add(
+        "lstm_mask_right_go_backwards",
+        "LSTM",
+        {"units": H, "go_backwards": True, **rss},
+        mask="mask_right",
+    )
+    add(
+        "lstm_mask_gaps_go_backwards",
+        "LSTM",
+        {"units": H, "go_backwards": True, **rss},
+        mask="mask_gaps",
+    )
     add("lstm_mask_empty_row", "LSTM", {"units": H, **rss}, mask="mask_empty_row")
     add("lstm_stateful", "LSTM", {"units": H, "stateful": True, **rss}, stateful_calls=True)
     add("lstm_float64", "LSTM", {"units": H, "dtype": "float64", **rss})
@@ -122,9 +143,24 @@ def build_cases():
         add(f"gru_{tag}_initial_state", "GRU", {**g, **rss}, initial_state=True)
         add(f"gru_{tag}_no_bias", "GRU", {**g, "use_bias": False, **rs})
         add(f"gru_{tag}_float64", "GRU", {**g, "dtype": "float64", **rss})
-    add("gru_ra1_mask_right_go_backwards", "GRU", {"units": H, "go_backwards": True, **rss}, mask="mask_right")
-    add("gru_ra1_mask_gaps_zero_output", "GRU", {"units": H, "zero_output_for_mask": True, **rss}, mask="mask_gaps")
-    add("gru_ra1_hard_sigmoid", "GRU", {"units": H, "recurrent_activation": "hard_sigmoid", **rs}, x_scale=3.0)
+    add(
+        "gru_ra1_mask_right_go_backwards",
+        "GRU",
+        {"units": H, "go_backwards": True, **rss},
+        mask="mask_right",
+    )
+    add(
+        "gru_ra1_mask_gaps_zero_output",
+        "GRU",
+        {"units": H, "zero_output_for_mask": True, **rss},
+        mask="mask_gaps",
+    )
+    add(
+        "gru_ra1_hard_sigmoid",
+        "GRU",
+        {"units": H, "recurrent_activation": "hard_sigmoid", **rs},
+        x_scale=3.0,
+    )
     add("gru_ra1_stateful", "GRU", {"units": H, "stateful": True, **rss}, stateful_calls=True)
 
     # ---- SimpleRNN ----------------------------------------------------------------------
@@ -152,7 +188,12 @@ def build_cases():
     add("bidi_lstm_none_return_state", "Bidirectional", _bidi(_rnn("LSTM", **rss), None))
     add("bidi_lstm_initial_state", "Bidirectional", _bidi(_rnn("LSTM", **rss)), initial_state=True)
     add("bidi_lstm_mask_right", "Bidirectional", _bidi(_rnn("LSTM", **rss)), mask="mask_right")
-    add("bidi_lstm_mask_right_last", "Bidirectional", _bidi(_rnn("LSTM", return_state=True)), mask="mask_right")
+    add(
+        "bidi_lstm_mask_right_last",
+        "Bidirectional",
+        _bidi(_rnn("LSTM", return_state=True)),
+        mask="mask_right",
+    )
     add("bidi_lstm_mask_gaps", "Bidirectional", _bidi(_rnn("LSTM", **rss)), mask="mask_gaps")
     add("bidi_gru", "Bidirectional", _bidi(_rnn("GRU", **rs)))
     add("bidi_gru_return_state", "Bidirectional", _bidi(_rnn("GRU", **rss)))
@@ -389,12 +430,18 @@ def generate(keras, tf):
         init_weights = [np.array(w) for w in lyr.get_weights()]
         # Cases whose weights have the same class, shapes and dtype share one weight set
         # (keeps the npz small and makes cases comparable with each other).
-        sig = (_weight_family(layer, config), tuple(w.shape for w in init_weights), np.dtype(dtype).name)
+        sig = (
+            _weight_family(layer, config),
+            tuple(w.shape for w in init_weights),
+            np.dtype(dtype).name,
+        )
         if sig not in weight_sets:
             tag = f"w{len(weight_sets):02d}"
             keys = []
             for i, w in enumerate(init_weights):
-                arrays[f"weights/{tag}_{i}"] = (WEIGHT_SCALE * rng.normal(size=w.shape)).astype(dtype)
+                arrays[f"weights/{tag}_{i}"] = (WEIGHT_SCALE * rng.normal(size=w.shape)).astype(
+                    dtype
+                )
                 keys.append(f"weights/{tag}_{i}")
             weight_sets[sig] = keys
         wkeys = weight_sets[sig]
@@ -417,7 +464,10 @@ def generate(keras, tf):
         init = None
         if opts.get("initial_state"):
             units = _units(layer, config)
-            init = [(0.5 * rng.normal(size=(B, units))).astype(dtype) for _ in range(_state_count(layer, config))]
+            init = [
+                (0.5 * rng.normal(size=(B, units))).astype(dtype)
+                for _ in range(_state_count(layer, config))
+            ]
             init_keys = []
             for j, s in enumerate(init):
                 arrays[f"{name}/s{j}"] = s
@@ -447,7 +497,15 @@ def generate(keras, tf):
         for j, o in enumerate(outs):
             arrays[f"{name}/out0_{j}"] = o
             out_keys.append(f"{name}/out0_{j}")
-        calls.append({"inputs": xkey, "mask": mask_key, "initial_state": init_keys, "outputs": out_keys, "after": None})
+        calls.append(
+            {
+                "inputs": xkey,
+                "mask": mask_key,
+                "initial_state": init_keys,
+                "outputs": out_keys,
+                "after": None,
+            }
+        )
         arrays[f"{name}/grad_x"] = np.array(grads[0])
         gw_keys = []
         for i, g in enumerate(grads[1 : 1 + len(new_w)]):
@@ -476,14 +534,24 @@ def generate(keras, tf):
             for j, o in enumerate(r1):
                 arrays[f"{name}/out1_{j}"] = o
                 k1.append(f"{name}/out1_{j}")
-            calls.append({"inputs": f"{name}/x1", "mask": None, "initial_state": None, "outputs": k1, "after": "reset_state"})
+            calls.append(
+                {
+                    "inputs": f"{name}/x1",
+                    "mask": None,
+                    "initial_state": None,
+                    "outputs": k1,
+                    "after": "reset_state",
+                }
+            )
             lyr.reset_state()
             r2 = [np.array(r) for r in _to_list(lyr(tf.constant(x)))]
             k2 = []
             for j, o in enumerate(r2):
                 arrays[f"{name}/out2_{j}"] = o
                 k2.append(f"{name}/out2_{j}")
-            calls.append({"inputs": xkey, "mask": None, "initial_state": None, "outputs": k2, "after": None})
+            calls.append(
+                {"inputs": xkey, "mask": None, "initial_state": None, "outputs": k2, "after": None}
+            )
 
         entry = {
             "name": name,
@@ -515,7 +583,9 @@ def validate_case(entry, arrays):
     for call in entry["calls"]:
         x = arrays[call["inputs"]]
         mask = arrays[call["mask"]] if call["mask"] else None
-        init = [arrays[k] for k in call["initial_state"]] if call["initial_state"] else stateful_state
+        init = (
+            [arrays[k] for k in call["initial_state"]] if call["initial_state"] else stateful_state
+        )
         want = [arrays[k] for k in call["outputs"]]
         got = np_layer(layer, config, w, x, mask, init)
         assert len(got) == len(want), (entry["name"], len(got), len(want))
@@ -536,7 +606,11 @@ def finite_difference_check(entry, arrays, eps=1e-6):
     call = entry["calls"][0]
     x = arrays[call["inputs"]].astype(np.float64)
     mask = arrays[call["mask"]] if call["mask"] else None
-    init = [arrays[k].astype(np.float64) for k in call["initial_state"]] if call["initial_state"] else None
+    init = (
+        [arrays[k].astype(np.float64) for k in call["initial_state"]]
+        if call["initial_state"]
+        else None
+    )
     w = [arrays[k].astype(np.float64) for k in entry["weights"]]
     n_out = entry["n_output_tensors"]
 
@@ -558,7 +632,9 @@ def finite_difference_check(entry, arrays, eps=1e-6):
             flat[i] = old
             fd[i] = (up - down) / (2 * eps)
         err = float(np.max(np.abs(fd.reshape(arr.shape) - keras_grad)))
-        assert err < 1e-4, f"{entry['name']}: finite differences differ from Keras gradient by {err}"
+        assert err < 1e-4, (
+            f"{entry['name']}: finite differences differ from Keras gradient by {err}"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -588,7 +664,8 @@ def summaries(keras):
     )
     out["sentiment_lstm"] = {
         "code": "Sequential([Input(shape=(None,), dtype='int32'), Embedding(20000, 128), "
-        "LSTM(128, return_sequences=True), Dropout(0.2), LSTM(64), Dense(1, activation='sigmoid')])",
+        "LSTM(128, return_sequences=True), Dropout(0.2), LSTM(64), "
+        "Dense(1, activation='sigmoid')])",
         "count_params": int(m.count_params()),
         "summary": text(m),
     }
@@ -669,12 +746,17 @@ def bce_facts(keras):
         "y=1,p=1e-7": ([1.0], [1e-7]),
         "y=1,p=1e-6": ([1.0], [1e-6]),
     }
-    vals = {k: float(np.array(bce(np.array(y, "float32"), np.array(p, "float32")))) for k, (y, p) in cases.items()}
+    vals = {
+        k: float(np.array(bce(np.array(y, "float32"), np.array(p, "float32"))))
+        for k, (y, p) in cases.items()
+    }
     return {
         "keras.config.epsilon()": keras.config.epsilon(),
         "binary_crossentropy(y_true, y_pred), from_logits=False, float32": vals,
         "BinaryCrossentropy().get_config()": {
-            k: _jsonable(v) for k, v in keras.losses.BinaryCrossentropy().get_config().items() if k != "name"
+            k: _jsonable(v)
+            for k, v in keras.losses.BinaryCrossentropy().get_config().items()
+            if k != "name"
         },
     }
 
@@ -695,7 +777,10 @@ def semantic_checks(keras, tf):
     x = rng.normal(size=(2, 5, 2)).astype("float32")
     m = np.array([[1, 0, 1, 1, 0], [0, 0, 1, 1, 1]], bool)
 
-    print("== zero_output_for_mask default, masked outputs (unit 0 shown), mask rows", m.astype(int).tolist())
+    print(
+        "== zero_output_for_mask default, masked outputs (unit 0 shown), mask rows",
+        m.astype(int).tolist(),
+    )
     for cls in (L.LSTM, L.GRU, L.SimpleRNN):
         keras.utils.set_random_seed(1)
         a = cls(2, return_sequences=True, return_state=True)
@@ -708,13 +793,34 @@ def semantic_checks(keras, tf):
         print("  default  seq:", r4(np.array(ya[0])[:, :, 0]), " h:", r4(np.array(ya[1])[:, 0]))
         print("  zofm=True seq:", r4(np.array(yb[0])[:, :, 0]), " h:", r4(np.array(yb[1])[:, 0]))
 
+    same = []
+    for cls in (L.LSTM, L.GRU, L.SimpleRNN):
+        a = cls(2, return_sequences=True)
+        a.build(x.shape)
+        b = cls(2, return_sequences=True, zero_output_for_mask=True)
+        b.build(x.shape)
+        b.set_weights(a.get_weights())
+        ones = np.ones(x.shape[:2], bool)
+        same.append(
+            bool(np.array_equal(np.array(a(x)), np.array(b(x))))
+            and bool(np.array_equal(np.array(a(x, mask=ones)), np.array(b(x))))
+        )
+    print(
+        "  no step masked (mask None or all ones): zofm False == True bit for bit "
+        "(LSTM, GRU, SimpleRNN):",
+        same,
+    )
+
     print("\n== zero_output_for_mask=True, return_sequences=False, last step masked (row 0)")
     keras.utils.set_random_seed(1)
     a = L.LSTM(2, return_state=True, zero_output_for_mask=True)
     r = a(x, mask=m)
     print("  last output:", r4(r[0]), " h state:", r4(r[1]))
 
-    print("\n== go_backwards == forward layer on x[:, ::-1] (and mask[:, ::-1]); sequence NOT flipped back")
+    print(
+        "\n== go_backwards == forward layer on x[:, ::-1] (and mask[:, ::-1]); "
+        "sequence NOT flipped back"
+    )
     keras.utils.set_random_seed(1)
     a = L.LSTM(2, return_sequences=True, return_state=True, go_backwards=True)
     a.build(x.shape)
@@ -731,13 +837,21 @@ def semantic_checks(keras, tf):
             max(float(np.max(np.abs(np.array(p) - np.array(q)))) for p, q in zip(ra[1:], rf[1:])),
         )
 
-    print("\n== state returned when the last steps are masked == state after the last unmasked step")
+    print(
+        "\n== state returned when the last steps are masked == state after the last unmasked step"
+    )
     keras.utils.set_random_seed(1)
     a = L.LSTM(2, return_sequences=True, return_state=True)
     r_mask = a(x, mask=np.array([[1, 1, 1, 0, 0]] * 2, bool))
     r_cut = a(x[:, :3])
-    print("  max|h_masked - h(x[:, :3])|", float(np.max(np.abs(np.array(r_mask[1]) - np.array(r_cut[1])))))
-    print("  max|c_masked - c(x[:, :3])|", float(np.max(np.abs(np.array(r_mask[2]) - np.array(r_cut[2])))))
+    print(
+        "  max|h_masked - h(x[:, :3])|",
+        float(np.max(np.abs(np.array(r_mask[1]) - np.array(r_cut[1])))),
+    )
+    print(
+        "  max|c_masked - c(x[:, :3])|",
+        float(np.max(np.abs(np.array(r_mask[2]) - np.array(r_cut[2])))),
+    )
 
     print("\n== leading masked steps with an initial_state: output is 0, not h0; state stays h0")
     keras.utils.set_random_seed(1)
@@ -772,7 +886,9 @@ def semantic_checks(keras, tf):
         "(inner LSTM had False; Bidirectional sets it to return_sequences)",
     )
     bi2 = L.Bidirectional(L.LSTM(2, return_state=True))
-    print("  return_sequences=False -> zero_output_for_mask:", bi2.forward_layer.zero_output_for_mask)
+    print(
+        "  return_sequences=False -> zero_output_for_mask:", bi2.forward_layer.zero_output_for_mask
+    )
     bi_n = L.Bidirectional(L.LSTM(2, return_sequences=True, return_state=True), merge_mode=None)
     r = bi_n(x)
     print("  merge_mode=None, return_state: len", len(r), "shapes", [tuple(t.shape) for t in r])
@@ -789,48 +905,76 @@ def semantic_checks(keras, tf):
     a.build((None, 10, 32))
     k, rk, bias = [np.array(w) for w in a.get_weights()]
     lim = np.sqrt(6.0 / (32 + 256))
-    print(f"  kernel {k.shape}: max|w|={np.abs(k).max():.5f}, sqrt(6/(I+4H))={lim:.5f}, var={k.var():.6f}, lim^2/3={lim**2/3:.6f}")
+    print(
+        f"  kernel {k.shape}: max|w|={np.abs(k).max():.5f}, sqrt(6/(I+4H))={lim:.5f}, "
+        f"var={k.var():.6f}, lim^2/3={lim**2 / 3:.6f}"
+    )
     print(f"  recurrent {rk.shape}: max|R R^T - I|={np.abs(rk @ rk.T - np.eye(64)).max():.2e}")
     blocks = [rk[:, 64 * j : 64 * (j + 1)] for j in range(4)]
     print(
         "  per-gate block (H,H) orthogonal? max|B B^T - I| =",
         [f"{np.abs(bb @ bb.T - np.eye(64)).max():.2f}" for bb in blocks],
     )
-    print("  bias (unit_forget_bias=True):", [float(np.unique(bias[64 * j : 64 * (j + 1)])[0]) for j in range(4)], "per gate i,f,c,o")
+    print(
+        "  bias (unit_forget_bias=True):",
+        [float(np.unique(bias[64 * j : 64 * (j + 1)])[0]) for j in range(4)],
+        "per gate i,f,c,o",
+    )
     g = L.GRU(64)
     g.build((None, 10, 32))
     gk, grk, gb = [np.array(w) for w in g.get_weights()]
-    print(f"  GRU kernel {gk.shape} recurrent {grk.shape} bias {gb.shape}; max|R R^T - I|={np.abs(grk @ grk.T - np.eye(64)).max():.2e}")
+    print(
+        f"  GRU kernel {gk.shape} recurrent {grk.shape} bias {gb.shape}; "
+        f"max|R R^T - I|={np.abs(grk @ grk.T - np.eye(64)).max():.2e}"
+    )
     g0 = L.GRU(64, reset_after=False)
     g0.build((None, 10, 32))
     print("  GRU(reset_after=False) shapes:", [tuple(w.shape) for w in g0.get_weights()])
     s = L.SimpleRNN(64)
     s.build((None, 10, 32))
-    sk, srk, sb = [np.array(w) for w in s.get_weights()]
-    print(f"  SimpleRNN recurrent {srk.shape}: max|R R^T - I|={np.abs(srk @ srk.T - np.eye(64)).max():.2e}, max|R^T R - I|={np.abs(srk.T @ srk - np.eye(64)).max():.2e}")
+    srk = np.array(s.get_weights()[1])
+    print(
+        f"  SimpleRNN recurrent {srk.shape}: "
+        f"max|R R^T - I|={np.abs(srk @ srk.T - np.eye(64)).max():.2e}, "
+        f"max|R^T R - I|={np.abs(srk.T @ srk - np.eye(64)).max():.2e}"
+    )
     a8 = L.LSTM(8)
     a8.build((None, 10, 32))
     r8 = np.array(a8.get_weights()[1])
-    print(f"  LSTM(8) recurrent {r8.shape}: max|R R^T - I|={np.abs(r8 @ r8.T - np.eye(8)).max():.2e}")
+    print(
+        f"  LSTM(8) recurrent {r8.shape}: max|R R^T - I|={np.abs(r8 @ r8.T - np.eye(8)).max():.2e}"
+    )
     print("  LSTM().get_config()['seed'] =", L.LSTM(4).get_config()["seed"])
-    print("  kernel_initializer config:", keras.initializers.serialize(L.LSTM(4).cell.kernel_initializer))
+    print(
+        "  kernel_initializer config:",
+        keras.initializers.serialize(L.LSTM(4).cell.kernel_initializer),
+    )
     w1 = L.LSTM(4)
     w1.build((None, 3, 2))
     w2 = L.LSTM(4)
     w2.build((None, 3, 2))
-    print("  two LSTM(4) built back to back have equal kernels:", bool(np.array_equal(w1.get_weights()[0], w2.get_weights()[0])))
+    print(
+        "  two LSTM(4) built back to back have equal kernels:",
+        bool(np.array_equal(w1.get_weights()[0], w2.get_weights()[0])),
+    )
     keras.utils.set_random_seed(5)
     w1 = L.LSTM(4)
     w1.build((None, 3, 2))
     keras.utils.set_random_seed(5)
     w2 = L.LSTM(4)
     w2.build((None, 3, 2))
-    print("  same keras.utils.set_random_seed before each build -> equal kernels:", bool(np.array_equal(w1.get_weights()[0], w2.get_weights()[0])))
+    print(
+        "  same keras.utils.set_random_seed before each build -> equal kernels:",
+        bool(np.array_equal(w1.get_weights()[0], w2.get_weights()[0])),
+    )
     w1 = L.LSTM(4, seed=7)
     w1.build((None, 3, 2))
     w2 = L.LSTM(4, seed=7)
     w2.build((None, 3, 2))
-    print("  LSTM(4, seed=7) twice -> equal kernels:", bool(np.array_equal(w1.get_weights()[0], w2.get_weights()[0])))
+    print(
+        "  LSTM(4, seed=7) twice -> equal kernels:",
+        bool(np.array_equal(w1.get_weights()[0], w2.get_weights()[0])),
+    )
 
     print("\n== hard_sigmoid")
     z = np.array([-4, -3, -2.5, -1, 0, 1, 2.5, 3, 4], "float32")
@@ -842,20 +986,28 @@ def semantic_checks(keras, tf):
     print("\n== stateful LSTM: states after build, after reset_state")
     a = L.LSTM(2, stateful=True)
     a.build((2, 5, 2))
-    print("  states after build:", [tuple(v.shape) for v in a.states], "in weights:", len(a.weights))
+    print(
+        "  states after build:", [tuple(v.shape) for v in a.states], "in weights:", len(a.weights)
+    )
     a(x)
     print("  h after a call nonzero:", bool(np.any(keras.ops.convert_to_numpy(a.states[0]) != 0)))
     a.reset_state()
-    print("  after reset_state all zero:", all(not np.any(keras.ops.convert_to_numpy(v)) for v in a.states))
+    print(
+        "  after reset_state all zero:",
+        all(not np.any(keras.ops.convert_to_numpy(v)) for v in a.states),
+    )
     try:
         a(x[:1])
         print("  batch 1 after batch 2: accepted")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
         msg = [ln.strip() for ln in text.splitlines() if "batch size" in ln]
         print("  batch 1 after batch 2:", type(e).__name__, " / ".join(msg[:2]))
 
-    print("\n== binary_crossentropy: clipping, and (TensorFlow backend) logits taken back from a sigmoid output")
+    print(
+        "\n== binary_crossentropy: clipping, and (TensorFlow backend) logits taken back "
+        "from a sigmoid output"
+    )
     bce = keras.losses.binary_crossentropy
     y = np.array([[1.0], [0.0], [1.0]], "float32")
     zl = tf.constant([[-50.0], [50.0], [0.0]])
@@ -865,11 +1017,17 @@ def semantic_checks(keras, tf):
     print("  bce(y=[1,0,1], p as returned by sigmoid) =", np.array(bce(y, p)).round(6).tolist())
     keras.utils.set_random_seed(0)
     md = keras.Sequential(
-        [keras.Input((1,)), L.Dense(1, activation="sigmoid", kernel_initializer="ones", bias_initializer="zeros")]
+        [
+            keras.Input((1,)),
+            L.Dense(1, activation="sigmoid", kernel_initializer="ones", bias_initializer="zeros"),
+        ]
     )
     md.compile(loss="binary_crossentropy")
     xe = np.array([[-50.0], [50.0], [0.0]], "float32")
-    print("  Dense(1, sigmoid) on x=[-50, 50, 0], model.evaluate loss =", round(float(md.evaluate(xe, y, verbose=0)), 5))
+    print(
+        "  Dense(1, sigmoid) on x=[-50, 50, 0], model.evaluate loss =",
+        round(float(md.evaluate(xe, y, verbose=0)), 5),
+    )
 
     print("\n== Keras config defaults for LSTM / GRU / SimpleRNN")
     for cls in (L.LSTM, L.GRU, L.SimpleRNN):
@@ -892,6 +1050,26 @@ def semantic_checks(keras, tf):
         )
         print(f"  {cls.__name__}:", {k: cfg[k] for k in keep if k in cfg})
     print("  Bidirectional merge_mode default:", L.Bidirectional(L.LSTM(4)).merge_mode)
+
+
+CONVENTIONS = {
+    "weights": "exactly layer.get_weights(): LSTM kernel (I,4H), recurrent_kernel (H,4H), "
+    "bias (4H,), gates i,f,c,o; GRU kernel (I,3H), recurrent_kernel (H,3H), gates z,r,h, "
+    "bias (2,3H) [row 0 input bias, row 1 recurrent bias] when reset_after=True else (3H,); "
+    "SimpleRNN kernel (I,H), recurrent_kernel (H,H), bias (H,); use_bias=False drops the bias; "
+    "Bidirectional: forward weights then backward weights",
+    "outputs": "the flat list Keras returns: output (two tensors, forward then backward, when "
+    "merge_mode=None), then states if return_state (LSTM: h, c; Bidirectional: forward states "
+    "then backward states)",
+    "masks": "bool (B,T), True = step used; passed as layer(x, mask=mask)",
+    "initial_state": "list passed as layer(x, initial_state=[...]) (LSTM: [h0, c0]; "
+    "Bidirectional: forward states then backward states)",
+    "stateful": "calls run in order on one layer; after='reset_state' means layer.reset_state() "
+    "was called after that call; the third call repeats the first call's input",
+    "grads": "d loss / d input and d loss / d each weight (same order as weights), first call "
+    "only; loss = sum of all elements of the output tensor(s) named in grads.loss (outputs[i] = "
+    "the i-th entry of the first call's returned list; states never enter the loss)",
+}
 
 
 def _dump_json(doc):
@@ -930,12 +1108,14 @@ def crosscheck(keras):
             if call["mask"]:
                 kwargs["mask"] = keras.ops.convert_to_tensor(arrays[call["mask"]])
             if call["initial_state"]:
-                kwargs["initial_state"] = [keras.ops.convert_to_tensor(arrays[k]) for k in call["initial_state"]]
+                kwargs["initial_state"] = [
+                    keras.ops.convert_to_tensor(arrays[k]) for k in call["initial_state"]
+                ]
             x = keras.ops.convert_to_tensor(arrays[call["inputs"]])
             # (torch: a stateful layer assigns its state in place, which autograd refuses)
-            stateful = (e["config"]["layer"]["config"] if e["layer"] == "Bidirectional" else e["config"]).get(
-                "stateful", False
-            )
+            stateful = (
+                e["config"]["layer"]["config"] if e["layer"] == "Bidirectional" else e["config"]
+            ).get("stateful", False)
             track = backend == "torch" and n == 0 and not stateful
             if track:
                 x.requires_grad_(True)
@@ -950,7 +1130,7 @@ def crosscheck(keras):
             if track:
                 loss = sum(g.sum() for g in got[: e["n_output_tensors"]])
                 params = [v.value for v in lyr.weights]
-                grads = torch.autograd.grad(loss, [x] + params, allow_unused=True)
+                grads = torch.autograd.grad(loss, [x, *params], allow_unused=True)
                 keys = [e["grads"]["inputs"]] + e["grads"]["weights"]
                 for g, k in zip(grads, keys):
                     g = np.zeros_like(arrays[k]) if g is None else g.detach().cpu().numpy()
@@ -993,7 +1173,14 @@ def main():
 
     arrays, entries = generate(keras, tf)
     by_name = {e["name"]: e for e in entries}
-    for n in ("lstm_plain", "lstm_mask_gaps", "gru_ra1_mask_gaps", "gru_ra0_plain", "simplernn_mask_gaps", "bidi_lstm_mask_right"):
+    for n in (
+        "lstm_plain",
+        "lstm_mask_gaps",
+        "gru_ra1_mask_gaps",
+        "gru_ra0_plain",
+        "simplernn_mask_gaps",
+        "bidi_lstm_mask_right",
+    ):
         finite_difference_check(by_name[n], arrays)
 
     doc = {
@@ -1006,25 +1193,9 @@ def main():
         "python_version": sys.version.split()[0],
         "generated_by": "cd tests/reference && /tmp/kerasref/bin/python make_keras_reference.py",
         "shapes": {"B": B, "T": T, "F": F, "units": H},
-        "weight_init": f"numpy default_rng({SEED}) normal * {WEIGHT_SCALE}, set with layer.set_weights()",
-        "conventions": {
-            "weights": "exactly layer.get_weights(): LSTM kernel (I,4H), recurrent_kernel (H,4H), bias (4H,), "
-            "gates i,f,c,o; GRU kernel (I,3H), recurrent_kernel (H,3H), gates z,r,h, bias (2,3H) "
-            "[row 0 input bias, row 1 recurrent bias] when reset_after=True else (3H,); SimpleRNN kernel (I,H), "
-            "recurrent_kernel (H,H), bias (H,); use_bias=False drops the bias; Bidirectional: forward weights "
-            "then backward weights",
-            "outputs": "the flat list Keras returns: output (two tensors, forward then backward, when "
-            "merge_mode=None), then states if return_state (LSTM: h, c; Bidirectional: forward states then "
-            "backward states)",
-            "masks": "bool (B,T), True = step used; passed as layer(x, mask=mask)",
-            "initial_state": "list passed as layer(x, initial_state=[...]) (LSTM: [h0, c0]; Bidirectional: "
-            "forward states then backward states)",
-            "stateful": "calls run in order on one layer; after='reset_state' means layer.reset_state() was "
-            "called after that call; the third call repeats the first call's input",
-            "grads": "d loss / d input and d loss / d each weight (same order as weights), first call only; "
-            "loss = sum of all elements of the output tensor(s) named in grads.loss (outputs[i] = the i-th "
-            "entry of the first call's returned list; states never enter the loss)",
-        },
+        "weight_init": f"numpy default_rng({SEED}) normal * {WEIGHT_SCALE}, "
+        "set with layer.set_weights()",
+        "conventions": CONVENTIONS,
         "cases": entries,
         "summaries": summaries(keras),
         "optimizer_defaults": optimizer_defaults(keras),
@@ -1040,14 +1211,22 @@ def main():
     with open(JSON_PATH) as fh:
         doc2 = json.load(fh)
     for e in doc2["cases"]:
-        keys = [c["inputs"] for c in e["calls"]] + e["weights"] + e["grads"]["weights"] + [e["grads"]["inputs"]]
+        keys = (
+            [c["inputs"] for c in e["calls"]]
+            + e["weights"]
+            + e["grads"]["weights"]
+            + [e["grads"]["inputs"]]
+        )
         for c in e["calls"]:
             keys += c["outputs"] + (c["initial_state"] or []) + ([c["mask"]] if c["mask"] else [])
         missing = [k for k in keys if k not in loaded]
         assert not missing, (e["name"], missing)
         validate_case(e, loaded)
     size = os.path.getsize(NPZ_PATH) + os.path.getsize(JSON_PATH)
-    print(f"wrote {len(doc2['cases'])} cases, {len(loaded)} arrays, {size / 1024:.0f} KiB; all re-validated")
+    print(
+        f"wrote {len(doc2['cases'])} cases, {len(loaded)} arrays, {size / 1024:.0f} KiB; "
+        "all re-validated"
+    )
 
 
 if __name__ == "__main__":
