@@ -6,7 +6,8 @@ the backward layer is a copy with ``go_backwards=True`` named ``backward_<name>`
 input's time order before merging. ``merge_mode`` is ``"concat"`` (default), ``"sum"``,
 ``"mul"``, ``"ave"`` or ``None`` (a list of both outputs). With ``return_state`` the result is
 ``[output(s)…, *forward_states, *backward_states]``; ``initial_state`` takes the forward states
-followed by the backward states.
+followed by the backward states. As in Keras 3, both inner layers get
+``zero_output_for_mask = return_sequences`` (masked steps of the merged sequence are zeros).
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class Bidirectional(Layer):
                 )
             self.backward_layer = backward_layer
         self._explicit_backward = backward_layer is not None
+        # Keras 3 forces zero_output_for_mask = return_sequences on both inner layers (masked
+        # steps of a Bidirectional sequence output are zeros in both halves); KERAS_NOTES.md.
+        for inner in (self.forward_layer, self.backward_layer):
+            inner.zero_output_for_mask = layer.return_sequences
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self.stateful = layer.stateful
