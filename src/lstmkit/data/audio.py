@@ -108,8 +108,9 @@ def log_mel_spectrogram(
     ``win_length = round(win_ms * sample_rate / 1000)`` samples, hop of
     ``hop_length = round(hop_ms * sample_rate / 1000)`` samples, ``n_fft`` the next power of
     two ≥ ``win_length`` (512 at 16 kHz / 25 ms) unless given, frames centred on
-    ``t * hop_length`` (reflect padding), power 2, and librosa's default Slaney-normalised mel
-    filterbank from 0 Hz to ``sample_rate / 2``. Then ``log(max(power, LOG_FLOOR))``.
+    ``t * hop_length`` (zero padding at the ends), power 2, and librosa's default
+    Slaney-normalised mel filterbank from 0 Hz to ``sample_rate / 2``. Then
+    ``log(max(power, LOG_FLOOR))``.
 
     Args:
         audio: ``(N,)`` samples in [-1, 1].
@@ -149,7 +150,7 @@ def log_mel_spectrogram(
         win_length=win_length,
         window="hann",
         center=True,
-        pad_mode="reflect",
+        pad_mode="constant",
         power=2.0,
         n_mels=n_mels,
     )  # (F, T)
