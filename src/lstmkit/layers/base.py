@@ -281,6 +281,8 @@ class Layer(nn.Module):
     """
 
     supports_masking: bool = False
+    _keeps_output_masks: bool = False  # models leave their inner layers' masks in place
+    _output_shape: Any = None
 
     def __init__(
         self,
@@ -335,23 +337,35 @@ class Layer(nn.Module):
 
     def add_weight(
         self,
-        name: str,
-        shape: tuple[int, ...],
-        initializer: Any = "glorot_uniform",
+        shape: tuple[int, ...] | None = None,
+        initializer: Any = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        autocast: bool = True,
         regularizer: Any = None,
         constraint: Any = None,
-        trainable: bool = True,
+        aggregation: str = "none",
+        name: str | None = None,
+        *,
         transpose: bool = False,
     ) -> nn.Parameter:
-        """Create and register a parameter (Keras's ``add_weight``).
+        """Create and register a parameter (Keras 3's ``add_weight`` signature).
 
         ``shape`` is Keras's; with ``transpose=True`` the parameter is stored transposed
-        (torch's ``(out, in)`` layout) and the initialiser still sees Keras's shape.
+        (torch's ``(out, in)`` layout) and the initialiser still sees Keras's shape. The default
+        initialiser is ``glorot_uniform`` for floating weights, as Keras.
         """
         from lstmkit import initializers
 
-        init = initializers.get(initializer, argument=f"{self.name}: {name} initializer")
-        value = init(tuple(shape), self.dtype_policy)
+        if shape is None:
+            raise ValueError(f"{self.name}: add_weight needs a shape")
+        name = name or f"weight_{len(self._parameters)}"
+        init = initializers.get(
+            initializer if initializer is not None else "glorot_uniform",
+            argument=f"{self.name}: {name} initializer",
+        )
+        dt = to_dtype(dtype) if dtype is not None else self.dtype_policy
+        value = init(tuple(int(d) for d in shape), dt)
         if transpose:
             value = value.T.contiguous()
         param = nn.Parameter(value, requires_grad=trainable and self._trainable)
@@ -400,7 +414,11 @@ class Layer(nn.Module):
             first = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
             batch = first.shape[0] if first.dim() else 1
             self._activity_loss = self.activity_regularizer(first) / max(batch, 1)
+        if self._keeps_output_masks:
+            self._output_shape = _batchless(shape_of(outputs))
+            return outputs
         out_mask = self.compute_mask(inputs, incoming_mask)
+        self._output_shape = _batchless(shape_of(outputs))
         if isinstance(outputs, (list, tuple)):
             masks = (
                 out_mask
@@ -416,9 +434,16 @@ class Layer(nn.Module):
     def _call_params(self) -> dict[str, inspect.Parameter]:
         cache = type(self).__dict__.get("_call_params_cache")
         if cache is None:
-            cache = dict(inspect.signature(self.forward).parameters)
+            cache = _signature(self.forward)
             type(self)._call_params_cache = cache
         return cache
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras-style layers written with ``call`` (as in Keras) work unchanged."""
+        call = getattr(self, "call", None)
+        if call is None:
+            raise NotImplementedError(f"{type(self).__name__}: define forward() or call()")
+        return call(*args, **kwargs)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The mask of the output: the input's if the layer ``supports_masking``, else None."""
@@ -606,6 +631,24 @@ def _dummy_outputs(layer: Layer, args: tuple, kwargs: dict, size: int) -> Any:
             return layer(*dargs, **dkwargs)
     finally:
         layer.train(was_training)
+
+
+def _signature(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """The parameters of ``fn`` (of ``call`` for layers written Keras-style)."""
+    target = getattr(fn, "__self__", None)
+    if target is not None and getattr(fn, "__func__", None) is Layer.forward:
+        call = getattr(target, "call", None)
+        if call is not None:
+            return dict(inspect.signature(call).parameters)
+    return dict(inspect.signature(fn).parameters)
+
+
+def _batchless(shapes: Any) -> Any:
+    if isinstance(shapes, tuple) and (not shapes or not isinstance(shapes[0], tuple)):
+        return (None, *shapes[1:]) if shapes else shapes
+    if isinstance(shapes, (list, tuple)):
+        return [_batchless(s) for s in shapes]
+    return shapes
 
 
 def _merge_shapes(a: Any, b: Any) -> Any:

@@ -70,8 +70,8 @@ class Dense(Layer):
         self.activity_regularizer = regularizers_mod.get(activity_regularizer)
         self.kernel_constraint = constraints_mod.get(kernel_constraint)
         self.bias_constraint = constraints_mod.get(bias_constraint)
-        self.weight: torch.nn.Parameter | None = None
-        self.bias: torch.nn.Parameter | None = None
+        self.register_parameter("weight", None)
+        self.register_parameter("bias", None)
         if self._input_shape_arg is not None:
             self.build((None, *self._input_shape_arg))
 
@@ -85,20 +85,20 @@ class Dense(Layer):
                 f"got shape {tuple(input_shape)}"
             )
         self.weight = self.add_weight(
-            "weight",
-            (features, self.units),
-            self.kernel_initializer,
-            self.kernel_regularizer,
-            self.kernel_constraint,
+            shape=(features, self.units),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+            name="weight",
             transpose=True,
         )
         if self.use_bias:
             self.bias = self.add_weight(
-                "bias",
-                (self.units,),
-                self.bias_initializer,
-                self.bias_regularizer,
-                self.bias_constraint,
+                shape=(self.units,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+                name="bias",
             )
         self.built = True
 
@@ -188,11 +188,11 @@ class Embedding(Layer):
         self.mask_zero = bool(mask_zero)
         self.input_length = input_length
         self.embeddings = self.add_weight(
-            "embeddings",
-            (self.input_dim, self.output_dim),
-            self.embeddings_initializer,
-            self.embeddings_regularizer,
-            self.embeddings_constraint,
+            shape=(self.input_dim, self.output_dim),
+            initializer=self.embeddings_initializer,
+            regularizer=self.embeddings_regularizer,
+            constraint=self.embeddings_constraint,
+            name="embeddings",
         )
         self.built = True
 

@@ -1,0 +1,13 @@
+"""Keras-style models: ``Sequential``, functional ``Model``, subclassing; safe files.
+
+>>> from lstmkit.layers import Dense
+>>> from lstmkit.models import Sequential
+>>> Sequential([Dense(2)]).name.startswith("sequential")
+True
+"""
+
+from lstmkit.models.model import Model, register_model
+from lstmkit.models.saving import ModelFileError, load_model
+from lstmkit.models.sequential import Sequential
+
+__all__ = ["Model", "ModelFileError", "Sequential", "load_model", "register_model"]

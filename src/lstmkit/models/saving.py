@@ -1,0 +1,391 @@
+"""lstmkit model files: one zip archive that loads without running any code from it.
+
+Layout (all JSON or safetensors; nothing is ever unpickled)::
+
+    metadata.json          {"format": "lstmkit-model", "format_version": 1, "kind": ...}
+    config.json            {"model": {"class_name", "config"}, "compile": ..., "assets": {...}}
+    model.safetensors      the weights, by state_dict key
+    optimizer.safetensors  the optimiser's tensors (optional)
+    optimizer.json         the optimiser's scalars and hyper-parameters (optional)
+    training_state.json    epoch, batch, RNG states (backups only)
+    rng.safetensors        torch generator states (backups only)
+
+Models are rebuilt from class names that lstmkit knows (``Sequential``, ``Model`` and classes
+registered with :func:`lstmkit.models.register_model` / :func:`lstmkit.layers.register_layer`).
+Every write goes to a temporary file that is renamed into place, so a crash never leaves a
+half-written file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from lstmkit.utils import atomic_write
+
+FORMAT = "lstmkit-model"
+FORMAT_VERSION = 1
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+class ModelFileError(ValueError):
+    """A file that is not a valid lstmkit model file (or does not fit the model)."""
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+
+
+def _optimizer_blobs(opt: Any) -> tuple[bytes, str]:
+    state = opt.state_dict()
+    torch_state = state.pop("torch") or {"state": {}, "param_groups": []}
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for idx, entries in torch_state["state"].items():
+        for key, value in entries.items():
+            name = f"state/{idx}/{key}"
+            if isinstance(value, torch.Tensor):
+                tensors[name] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars[name] = value
+    meta = {"wrapper": state, "param_groups": torch_state["param_groups"], "scalars": scalars}
+    return st_save(tensors), json.dumps(meta)
+
+
+def _archive(
+    model: Any, include_optimizer: bool, extra: dict[str, bytes] | None = None, kind: str = "model"
+) -> bytes:
+    from lstmkit.layers import serialize
+
+    if not model.built:
+        raise ValueError(
+            f"{model.name}: cannot save an unbuilt model; call it on data or build() it first"
+        )
+    try:
+        model_spec = serialize(model)
+    except NotImplementedError as e:
+        raise ValueError(str(e)) from None
+    trainer = getattr(model, "_trainer", None)
+    config = {
+        "model": model_spec,
+        "compile": trainer.get_config() if trainer is not None else None,
+        "assets": getattr(model, "assets", {}),
+    }
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "lstmkit_version": _version(),
+        "torch_version": torch.__version__,
+        "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("metadata.json", json.dumps(metadata, indent=1))
+        zf.writestr("config.json", json.dumps(config, indent=1))
+        zf.writestr("model.safetensors", st_save(_tensors(model.state_dict())))
+        if include_optimizer and trainer is not None and trainer.optimizer.built:
+            tensors, meta = _optimizer_blobs(trainer.optimizer)
+            zf.writestr("optimizer.safetensors", tensors)
+            zf.writestr("optimizer.json", meta)
+        for name, blob in (extra or {}).items():
+            zf.writestr(name, blob)
+    return buf.getvalue()
+
+
+def _version() -> str:
+    from lstmkit import __version__
+
+    return __version__
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists and overwrite=False")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give a file name")
+
+
+def save_model(
+    model: Any, filepath: Any, overwrite: bool = True, include_optimizer: bool = True
+) -> None:
+    """Write ``model`` to ``filepath`` (see the module docstring), atomically."""
+    path = Path(os.fspath(filepath))
+    _check_target(path, overwrite)
+    blob = _archive(model, include_optimizer)
+    with atomic_write(path) as fh:
+        fh.write(blob)
+
+
+def save_weights(model: Any, filepath: Any, overwrite: bool = True) -> None:
+    """Write the weights as one safetensors file, atomically."""
+    path = Path(os.fspath(filepath))
+    _check_target(path, overwrite)
+    blob = st_save(_tensors(model.state_dict()), metadata={"format": FORMAT + "-weights"})
+    with atomic_write(path) as fh:
+        fh.write(blob)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def _open_archive(path: Path) -> zipfile.ZipFile:
+    if not path.exists():
+        raise FileNotFoundError(f"no such model file: {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:2] in _PICKLE_MAGIC:
+        raise ModelFileError(
+            f"{path} looks like a pickle file; lstmkit never unpickles "
+            f"(pickles can run code). Expected an lstmkit model file."
+        )
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(
+            f"{path} is not an lstmkit model file (expected a zip archive "
+            f"written by model.save(); the file may be truncated or of "
+            f"another format)"
+        )
+    try:
+        zf = zipfile.ZipFile(path)
+        bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ModelFileError(f"{path} is a damaged archive: {e}") from None
+    if bad is not None:
+        raise ModelFileError(f"{path} is damaged: member {bad!r} fails its checksum")
+    names = set(zf.namelist())
+    for member in ("metadata.json", "config.json", "model.safetensors"):
+        if member not in names:
+            raise ModelFileError(f"{path} is not an lstmkit model file: {member} is missing")
+    meta = _read_json(zf, "metadata.json", path)
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{path} is not an lstmkit model file (format "
+            f"{meta.get('format')!r}, expected {FORMAT!r})"
+        )
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} has format version {version!r}; this lstmkit reads "
+            f"versions up to {FORMAT_VERSION} (upgrade lstmkit)"
+        )
+    return zf
+
+
+def _read_json(zf: zipfile.ZipFile, name: str, path: Path) -> Any:
+    try:
+        return json.loads(zf.read(name).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{path}: {name} is not valid JSON: {e}") from None
+
+
+def _read_tensors(blob: bytes, what: str, path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return st_load(blob)
+    except (SafetensorError, Exception) as e:
+        raise ModelFileError(f"{path}: {what} is not a valid safetensors blob: {e}") from None
+
+
+def _build_model(spec: dict[str, Any], path: Path) -> Any:
+    from lstmkit.layers import deserialize, get_layer_class
+    from lstmkit.models.model import _MODEL_REGISTRY, Model
+    from lstmkit.models.sequential import Sequential
+
+    classes = {"Sequential": Sequential, "Model": Model, "Functional": Model, **_MODEL_REGISTRY}
+    name = spec.get("class_name") if isinstance(spec, dict) else None
+    if name in classes:
+        return classes[name].from_config(dict(spec.get("config", {})))
+    try:
+        get_layer_class(str(name))
+    except ValueError:
+        raise ModelFileError(
+            f"{path}: the model class {name!r} is unknown; register it with "
+            f"lstmkit.models.register_model before loading (files never carry code)"
+        ) from None
+    return deserialize(spec)
+
+
+def _load_state(model: Any, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    wrong = [
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(tensors))
+        if tensors[k].shape != own[k].shape
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}{'…' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:5]}{'…' if len(unexpected) > 5 else ''}")
+        if wrong:
+            parts.append(f"shape mismatch {wrong[:3]}")
+        raise ModelFileError(f"{path}: the weights do not fit this model: " + "; ".join(parts))
+    model.load_state_dict(tensors, strict=True)
+
+
+def _load_optimizer(model: Any, zf: zipfile.ZipFile, path: Path) -> None:
+    trainer = model._trainer
+    if trainer is None or "optimizer.json" not in zf.namelist():
+        return
+    meta = _read_json(zf, "optimizer.json", path)
+    tensors = _read_tensors(zf.read("optimizer.safetensors"), "optimizer.safetensors", path)
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in list(tensors.items()) + list(meta["scalars"].items()):
+        _, idx, key = name.split("/", 2)
+        state.setdefault(int(idx), {})[key] = value
+    opt = trainer.optimizer
+    if not opt.built:
+        opt.build(model.parameters())
+    wrapper = dict(meta["wrapper"])
+    wrapper["torch"] = {"state": state, "param_groups": meta["param_groups"]}
+    try:
+        opt.load_state_dict(wrapper)
+    except (ValueError, KeyError) as e:
+        raise ModelFileError(f"{path}: the optimizer state does not fit this model: {e}") from None
+
+
+def load_model(filepath: Any, compile: bool = True) -> Any:
+    """Load a model written by ``model.save``: architecture, weights, (compile config and
+    optimiser state), and ``model.assets``. Never executes code from the file.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFileError: (a ``ValueError``) not an lstmkit model file, damaged, a newer format,
+            an unknown model class, or weights that do not fit.
+    """
+    path = Path(os.fspath(filepath))
+    with _open_archive(path) as zf:
+        config = _read_json(zf, "config.json", path)
+        if not isinstance(config, dict) or "model" not in config:
+            raise ModelFileError(f"{path}: config.json has no model description")
+        try:
+            model = _build_model(config["model"], path)
+        except ModelFileError:
+            raise
+        except (ValueError, TypeError, KeyError) as e:
+            raise ModelFileError(f"{path}: cannot rebuild the model from its config: {e}") from e
+        tensors = _read_tensors(zf.read("model.safetensors"), "model.safetensors", path)
+        _load_state(model, tensors, path)
+        model.assets = config.get("assets") or {}
+        if compile and config.get("compile"):
+            model.compile(**config["compile"])
+            _load_optimizer(model, zf, path)
+    return model
+
+
+def load_weights(model: Any, filepath: Any) -> None:
+    """Load weights from a :func:`save_weights` file or a full model file."""
+    path = Path(os.fspath(filepath))
+    if not path.exists():
+        raise FileNotFoundError(f"no such weights file: {path}")
+    if zipfile.is_zipfile(path):
+        with _open_archive(path) as zf:
+            tensors = _read_tensors(zf.read("model.safetensors"), "model.safetensors", path)
+    else:
+        blob = path.read_bytes()
+        if blob[:2] in _PICKLE_MAGIC:
+            raise ModelFileError(f"{path} looks like a pickle file; lstmkit never unpickles")
+        tensors = _read_tensors(blob, "the weights file", path)
+    _load_state(model, tensors, path)
+
+
+# -- training state (BackupAndRestore) ---------------------------------------------------------
+
+
+def save_training_state(model: Any, filepath: Any, *, epoch: int, batch: int) -> None:
+    """A model file plus the training position and every RNG state, written atomically."""
+    state = {
+        "epoch": epoch,
+        "batch": batch,
+        "data_seed": getattr(model, "_data_seed", 0),
+        "python_random": _py_state_to_json(random.getstate()),
+        "numpy_random": _np_state_to_json(np.random.get_state()),
+        "model_config": json.dumps(_model_spec(model), sort_keys=True),
+    }
+    rng = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            rng[f"torch_cuda_{i}"] = s
+    extra = {"training_state.json": json.dumps(state).encode(), "rng.safetensors": st_save(rng)}
+    blob = _archive(model, include_optimizer=True, extra=extra, kind="training_state")
+    with atomic_write(Path(os.fspath(filepath))) as fh:
+        fh.write(blob)
+
+
+def _model_spec(model: Any) -> Any:
+    from lstmkit.layers import serialize
+
+    try:
+        return serialize(model)
+    except NotImplementedError:
+        return {
+            "class_name": type(model).__name__,
+            "weights": {k: list(v.shape) for k, v in model.state_dict().items()},
+        }
+
+
+def restore_training_state(model: Any, filepath: Any) -> None:
+    """Restore weights, optimiser, position and RNGs from a backup of *this* model.
+
+    Raises:
+        ModelFileError: a damaged backup or one written by a different model — never silently
+            restarting from scratch over good checkpoints.
+    """
+    path = Path(os.fspath(filepath))
+    with _open_archive(path) as zf:
+        if "training_state.json" not in zf.namelist():
+            raise ModelFileError(f"{path} is a model file, not a training backup")
+        state = _read_json(zf, "training_state.json", path)
+        if state.get("model_config") != json.dumps(_model_spec(model), sort_keys=True):
+            raise ModelFileError(
+                f"{path}: this backup was written by a different model "
+                f"(architecture differs); refusing to restore it. Delete the "
+                f"backup directory to start over."
+            )
+        tensors = _read_tensors(zf.read("model.safetensors"), "model.safetensors", path)
+        _load_state(model, tensors, path)
+        _load_optimizer(model, zf, path)
+        rng = _read_tensors(zf.read("rng.safetensors"), "rng.safetensors", path)
+    torch.set_rng_state(rng["torch_cpu"])
+    if torch.cuda.is_available():
+        cuda = [rng[k] for k in sorted(rng) if k.startswith("torch_cuda_")]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+    random.setstate(_py_state_from_json(state["python_random"]))
+    np.random.set_state(_np_state_from_json(state["numpy_random"]))
+    model._resume_epoch = int(state["epoch"])
+    model._resume_batch = int(state["batch"])
+    model._data_seed = int(state["data_seed"])
+
+
+def _py_state_to_json(s: tuple) -> list:
+    return [s[0], list(s[1]), s[2]]
+
+
+def _py_state_from_json(s: list) -> tuple:
+    return (s[0], tuple(s[1]), s[2])
+
+
+def _np_state_to_json(s: tuple) -> list:
+    return [s[0], s[1].tolist(), int(s[2]), int(s[3]), float(s[4])]
+
+
+def _np_state_from_json(s: list) -> tuple:
+    return (s[0], np.array(s[1], dtype=np.uint32), s[2], s[3], s[4])
