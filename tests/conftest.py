@@ -1,8 +1,14 @@
 """Shared test helpers: the numeric tolerances of DESIGN.md and a comparison that names what
-differs; a quick hypothesis profile (no deadlines: the first call of a kernel can be slow)."""
+differs; a quick hypothesis profile (no deadlines: the first call of a kernel can be slow).
+
+Under pytest-xdist (``make test`` runs one worker per core) each worker uses one intra-op
+thread: several workers with several spinning OpenMP threads each make small-tensor tests
+(layer norm, gradcheck) tens of times slower.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -16,6 +22,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors],
 )
 settings.load_profile("lstmkit")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 # DESIGN.md: every engine and drop-in equals its reference to 1e-5 (float32), 1e-10 (float64).
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}

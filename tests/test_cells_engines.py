@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 import pytest
@@ -23,6 +24,12 @@ from lstmkit import engines
 from lstmkit.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from lstmkit.engines import RunOptions
 from lstmkit.functional import LSTMState
+
+try:  # lstmkit's own compiled engine registers itself on import, once it exists
+    importlib.import_module("lstmkit.engines.compiled")
+except ModuleNotFoundError as exc:
+    if exc.name != "lstmkit.engines.compiled":
+        raise
 
 DTYPES = [torch.float32, torch.float64]
 AVAILABLE = sorted(n for n, e in engines.ENGINES.items() if e.available())

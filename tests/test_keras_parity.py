@@ -174,3 +174,23 @@ def test_fixture_covers_the_issue_cases() -> None:
         "bidi_lstm_concat",
     ):
         assert required in names, required
+
+
+def test_parameter_counts_match_keras_summaries() -> None:
+    """``count_params`` of the recurrent layers in the summaries Keras printed."""
+    counts = {k: v["count_params"] for k, v in SPEC["summaries"].items()}
+    built = {
+        "gru64_16": layers.GRU(64),
+        "bilstm32_16": layers.Bidirectional(layers.LSTM(32)),
+        "gru64_16_reset_before": layers.GRU(64, reset_after=False),
+        "simplernn32_16": layers.SimpleRNN(32, return_sequences=True),
+    }
+    for key, layer in built.items():
+        layer.build((None, None, 16))
+        assert layer.count_params() == counts[key], key
+    # the sentiment model: Embedding(20000, 128) + LSTM(128) + LSTM(64) + Dense(64 -> 1)
+    lstm_128, lstm_64 = layers.LSTM(128), layers.LSTM(64)
+    lstm_128.build((None, None, 128))
+    lstm_64.build((None, None, 128))
+    total = 20000 * 128 + lstm_128.count_params() + lstm_64.count_params() + 64 + 1
+    assert total == counts["sentiment_lstm"]
