@@ -44,6 +44,7 @@ Parameters have torch's names, shapes, order and initialisation ``U(-1/sqrt(H), 
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from typing import Any
@@ -73,10 +74,11 @@ class _RNNBase(nn.Module):
     """What :class:`LSTM`, :class:`GRU` and :class:`RNN` share: torch's constructor, parameters
     and call, on lstmkit's cells and engines.
 
-    The lstmkit cells (one per layer and direction) live in a plain list, not registered as
-    sub-modules: the parameters are registered on this module under torch's names, and bound
-    into the cells at every call, so that assignment (``m.weight_ih_l0 = nn.Parameter(...)``),
-    ``.to()``, ``.double()`` and parametrizations all keep the two consistent.
+    The lstmkit cells (one per layer and direction, on the ``meta`` device) live in a plain
+    list, not registered as sub-modules: the parameters are registered on this module under
+    torch's names, and bound into copies of the cells at every call, so that assignment
+    (``m.weight_ih_l0 = nn.Parameter(...)``), ``.to()``, ``.double()`` and parametrizations all
+    keep the two consistent.
     """
 
     mode: str = ""
@@ -224,12 +226,19 @@ class _RNNBase(nn.Module):
         """Accepted for compatibility with ``torch.nn.LSTM`` (nothing to do here)."""
 
     def _bound_cells(self) -> list[list[cells_mod.RecurrentCell]]:
-        """The cells, holding this module's current parameters."""
+        """Shallow copies of the template cells holding this module's current parameters (the
+        templates stay untouched, so concurrent calls and replicas never share state)."""
+        bound = []
         for layer_cells, layer_names in zip(self._cells, self._cell_params):
+            row = []
             for cell, names in zip(layer_cells, layer_names):
+                view = copy.copy(cell)
+                view._parameters = dict(cell._parameters)  # keeps the None entries
                 for cell_name, module_name in names:
-                    cell._parameters[cell_name] = getattr(self, module_name)
-        return self._cells
+                    view._parameters[cell_name] = getattr(self, module_name)
+                row.append(view)
+            bound.append(row)
+        return bound
 
     # -- checking the call --------------------------------------------------------------------
 
