@@ -45,19 +45,20 @@ def _array(key: str, dtype: str | None = None) -> np.ndarray:
     return a.astype(dtype) if dtype is not None and a.dtype.kind == "f" else a
 
 
-def _build(case: dict) -> layers.Layer:
+def _build(case: dict, engine: str = "auto") -> layers.Layer:
     config, dtype = case["config"], case["dtype"]
+    extra = {"dtype": dtype, "engine": engine}
     if case["layer"] == "Bidirectional":
         inner = config["layer"]
-        layer = LAYER_CLASSES[inner["class"]](**{**inner["config"], "dtype": dtype})
+        layer = LAYER_CLASSES[inner["class"]](**{**inner["config"], **extra})
         backward = None
         if config.get("backward_layer"):
             spec = config["backward_layer"]
-            backward = LAYER_CLASSES[spec["class"]](**{**spec["config"], "dtype": dtype})
+            backward = LAYER_CLASSES[spec["class"]](**{**spec["config"], **extra})
         return layers.Bidirectional(
             layer, merge_mode=config.get("merge_mode", "concat"), backward_layer=backward
         )
-    return LAYER_CLASSES[case["layer"]](**{**config, "dtype": dtype})
+    return LAYER_CLASSES[case["layer"]](**{**config, **extra})
 
 
 def _close(got: torch.Tensor | np.ndarray, want: np.ndarray, dtype: str, what: str) -> None:
@@ -78,11 +79,13 @@ def _loss_indices(expr: str) -> list[int]:
     return indices
 
 
+@pytest.mark.parametrize("engine", ["auto", "reference"])
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_case_matches_keras(case: dict) -> None:
+def test_case_matches_keras(case: dict, engine: str) -> None:
+    """``auto`` takes the fused kernels where they apply; ``reference`` is the specification."""
     dtype = case["dtype"]
     torch_dtype = getattr(torch, dtype)
-    layer = _build(case)
+    layer = _build(case, engine)
     first = case["calls"][0]
     layer.build(tuple(_array(first["inputs"]).shape))
     layer.set_weights([_array(w, dtype) for w in case["weights"]])
