@@ -441,3 +441,25 @@ def test_gradcheck_rnn_step(activation: str) -> None:
         t.requires_grad_()
     act = activations.get(activation)
     assert gradcheck(lambda *a: fn.rnn_step(*a, activation=act)[0], ts, eps=1e-6, atol=1e-7)
+
+
+def test_gradcheck_with_per_gate_recurrent_dropout_masks() -> None:
+    torch.manual_seed(9)
+    B, H = 2, 3
+    a = _lstm_args(B=B, I=2, H=H)
+    mask = (torch.rand(4, B, H) > 0.4).double() / 0.6
+    ts = [a[k].requires_grad_() for k in ("x", "h", "c", "w_ih", "w_hh", "b_ih", "b_hh")]
+
+    def lstm(x, h, c, w_ih, w_hh, b_ih, b_hh):
+        (h, c), _ = fn.lstm_step(
+            x, LSTMState(h, c), w_ih, w_hh, b_ih, b_hh, recurrent_dropout_mask=mask
+        )
+        return h, c
+
+    assert gradcheck(lstm, ts, eps=1e-6, atol=1e-7)
+    gru_ts = [_rand(B, 2), _rand(B, H), _rand(3 * H, 2), _rand(3 * H, H)]
+    for t in gru_ts:
+        t.requires_grad_()
+    assert gradcheck(
+        lambda *g: fn.gru_step(*g, recurrent_dropout_mask=mask[:3])[0], gru_ts, eps=1e-6, atol=1e-7
+    )
