@@ -496,9 +496,11 @@ def test_bad_constructor_arguments() -> None:
         lnn.LSTM(I, H, dropout=1.5)
     with pytest.raises(ValueError, match="LSTM: hidden_size must be an integer >= 1, got 0"):
         lnn.LSTM(I, 0)
-    with pytest.raises(ValueError, match=r"GRU: num_layers must be an integer >= 1, got 2\.0"):
+    with pytest.raises(TypeError, match=r"GRU: num_layers must be an int, got 2\.0 \(float\)"):
         lnn.GRU(I, H, num_layers=2.0)
     with pytest.raises(ValueError, match="RNN: nonlinearity must be 'tanh' or 'relu', got 'gelu'"):
         lnn.RNN(I, H, nonlinearity="gelu")
     with pytest.raises(TypeError):
         lnn.LSTM(I, H, 1, True, False, 0.0, False, 0, None, None, True)  # extras are keyword-only
+    with pytest.warns(UserWarning, match="num_layers=1"):
+        lnn.LSTM(I, H, dropout=0.2)

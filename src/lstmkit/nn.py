@@ -47,6 +47,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import warnings
 from typing import Any
 
 import torch
@@ -62,8 +63,6 @@ from lstmkit.functional import LSTMState
 __all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell"]
 
 Records = list[list[dict[str, Tensor]]]
-
-_GATE_BLOCKS = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
 def _shape(x: Any) -> Any:
@@ -110,17 +109,24 @@ class _RNNBase(nn.Module):
             ("num_layers", num_layers, 1),
             ("proj_size", proj_size, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f"{name}: {arg} must be an integer >= {low}, got {value!r}"
-                    + (f" ({type(value).__name__})" if not isinstance(value, int) else "")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(
+                    f"{name}: {arg} must be an int, got {value!r} ({type(value).__name__})"
                 )
+            if value < low:
+                raise ValueError(f"{name}: {arg} must be an integer >= {low}, got {value}")
         if (
             isinstance(dropout, bool)
             or not isinstance(dropout, numbers.Number)
             or not 0.0 <= float(dropout) <= 1.0
         ):
             raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                f"{name}: dropout={dropout} acts between stacked layers only, and "
+                f"num_layers=1 (as torch.nn.{name}, it has no effect)",
+                stacklevel=3,
+            )
         if proj_size and mode != "LSTM":
             raise ValueError(f"{name}: proj_size is only supported by LSTM, got {proj_size}")
         if proj_size >= hidden_size:
