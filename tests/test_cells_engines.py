@@ -31,6 +31,9 @@ except ModuleNotFoundError as exc:
     if exc.name != "lstmkit.engines.compiled":
         raise
 
+# torch itself warns that oneDNN has no projection kernel (it falls back to its own)
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
+
 DTYPES = [torch.float32, torch.float64]
 AVAILABLE = sorted(n for n, e in engines.ENGINES.items() if e.available())
 FAST = [n for n in AVAILABLE if n != "reference"]
