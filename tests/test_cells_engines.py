@@ -180,7 +180,7 @@ def test_engine_equals_reference_with_masks(name, zero_output, kind, mask, dtype
 def test_engine_equals_reference_with_dropout_masks_and_recording(name, kind, assert_close):
     dtype = torch.float64
     cell = _cell(kind, dtype)
-    x = torch.randn(2, 4, 3, dtype=dtype)
+    x = torch.randn(2, 5, 3, dtype=dtype)  # T = 5 as MASKS
     g = torch.Generator().manual_seed(5)
     in_mask = (torch.rand(2, 3, generator=g) > 0.3).to(dtype) / 0.7
     rec_mask = (torch.rand(cell.gate_blocks, 2, cell.output_size, generator=g) > 0.3).to(dtype)
