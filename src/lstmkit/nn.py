@@ -63,6 +63,10 @@ from lstmkit.functional import LSTMState
 __all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell"]
 
 Records = list[list[dict[str, Tensor]]]
+"""``records[layer][direction][name]``: every step's gate / state values (see ``return_gates``)."""
+Output = Tensor | PackedSequence
+LSTMResult = tuple[Output, tuple[Tensor, Tensor]] | tuple[Output, tuple[Tensor, Tensor], Records]
+RNNResult = tuple[Output, Tensor] | tuple[Output, Tensor, Records]
 
 
 def _shape(x: Any) -> Any:
@@ -582,7 +586,7 @@ class LSTM(_RNNBase):
             return_gates=return_gates,
         )
 
-    def forward(self, input: Tensor | PackedSequence, hx: tuple[Tensor, Tensor] | None = None):
+    def forward(self, input: Output, hx: tuple[Tensor, Tensor] | None = None) -> LSTMResult:
         """Run the stack: ``(output, (h_n, c_n))``, or ``(output, (h_n, c_n), gates)`` with
         ``return_gates``.
 
@@ -657,7 +661,7 @@ class GRU(_RNNBase):
             return_gates=return_gates,
         )
 
-    def forward(self, input: Tensor | PackedSequence, hx: Tensor | None = None):
+    def forward(self, input: Output, hx: Tensor | None = None) -> RNNResult:
         """``(output, h_n)``, or ``(output, h_n, gates)`` with ``return_gates`` (see
         :meth:`LSTM.forward`)."""
         out, finals, records = self._run(input, hx)
@@ -719,7 +723,7 @@ class RNN(_RNNBase):
             return_gates=return_gates,
         )
 
-    def forward(self, input: Tensor | PackedSequence, hx: Tensor | None = None):
+    def forward(self, input: Output, hx: Tensor | None = None) -> RNNResult:
         """``(output, h_n)``, or ``(output, h_n, gates)`` with ``return_gates`` (see
         :meth:`LSTM.forward`)."""
         out, finals, records = self._run(input, hx)
