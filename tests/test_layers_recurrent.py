@@ -268,7 +268,7 @@ def test_regularizer_losses_by_hand() -> None:
         0.1 * np.sum(np.abs(bias)) + 0.2 * np.sum(bias**2),
         0.5 * float((out.detach() ** 2).sum()) / B,  # activity: per sample, as Keras
     ]
-    got = [float(v) for v in layer.losses]
+    got = [float(v.detach()) for v in layer.losses]
     np.testing.assert_allclose(sorted(got), sorted(want), rtol=1e-5)
     assert layer.losses[0].requires_grad
 
