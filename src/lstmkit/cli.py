@@ -37,7 +37,7 @@ for _name, _module, _help in _SUBCOMMANDS:
     try:
         _sub = importlib.import_module(_module)
     except ModuleNotFoundError as _e:  # the application is not part of this build yet
-        if _e.name != _module:
+        if _e.name is None or not (_module == _e.name or _module.startswith(_e.name + ".")):
             raise
         continue
     app.add_typer(_sub.app, name=_name, help=_help)
