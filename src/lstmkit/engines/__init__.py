@@ -30,6 +30,7 @@ from lstmkit.engines.base import (
     recording,
     recording_active,
 )
+from lstmkit.engines.compiled import CompiledEngine
 from lstmkit.engines.fused import FusedEngine
 from lstmkit.engines.reference import ReferenceEngine
 
@@ -50,6 +51,8 @@ def register(engine: Engine, *, preferred: bool = False) -> None:
 
 register(FusedEngine())
 register(ReferenceEngine())
+# Preferred on CPU; it declines (auto only) where torch's fused kernel is measured faster.
+register(CompiledEngine(), preferred=True)
 
 ENGINE_NAMES = ("auto", "reference", "fused", "compiled")
 
@@ -86,7 +89,11 @@ def choose(
         return chosen
     for name in ENGINE_PREFERENCE:
         candidate = ENGINES[name]
-        if candidate.available() and candidate.unsupported(cell, x, opts) is None:
+        if (
+            candidate.available()
+            and candidate.unsupported(cell, x, opts) is None
+            and candidate.declines(cell, x, opts) is None
+        ):
             return candidate
     return ENGINES["reference"]
 
@@ -117,7 +124,11 @@ def choose_stack(
         return chosen
     for name in ENGINE_PREFERENCE:
         candidate = ENGINES[name]
-        if candidate.available() and candidate.unsupported_stack(cells, x, record) is None:
+        if (
+            candidate.available()
+            and candidate.unsupported_stack(cells, x, record) is None
+            and candidate.declines_stack(cells, x, record) is None
+        ):
             return candidate
     return ENGINES["reference"]
 

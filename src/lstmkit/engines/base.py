@@ -84,6 +84,17 @@ class Engine:
     def run(self, cell: RecurrentCell, x: Tensor, state: State, opts: RunOptions) -> SequenceResult:
         raise NotImplementedError
 
+    def declines(self, cell: RecurrentCell, x: Tensor, opts: RunOptions) -> str | None:
+        """For ``engine="auto"`` only: why to pass over this engine although it supports the
+        configuration (another engine is faster there); ``None`` = take it."""
+        return None
+
+    def declines_stack(
+        self, cells: list[list[RecurrentCell]], x: Tensor, record: bool
+    ) -> str | None:
+        """:meth:`declines` for :meth:`run_stack`."""
+        return None
+
     def unsupported_stack(
         self, cells: list[list[RecurrentCell]], x: Tensor, record: bool
     ) -> str | None:
