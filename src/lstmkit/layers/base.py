@@ -300,6 +300,9 @@ class Layer(nn.Module):
                 f"{type(self).__name__}: unexpected keyword argument(s) {', '.join(sorted(kwargs))}"
             )
         super().__init__()
+        # Keras: calling a layer or model directly runs in inference mode unless training=True
+        # is passed; fit() switches to training mode for its steps (torch's default is train).
+        self.training = False
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(
                 f"{type(self).__name__}: name must be a non-empty string, got {name!r}"

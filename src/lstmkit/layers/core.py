@@ -119,12 +119,16 @@ class Dense(Layer):
         return (*tuple(input_shape)[:-1], self.units)
 
     def get_weights(self) -> list[np.ndarray]:
+        if self.weight is None:  # not built yet: no weights (as Keras)
+            return []
         out = [self.weight.detach().cpu().numpy().T.copy()]
         if self.bias is not None:
             out.append(self.bias.detach().cpu().numpy().copy())
         return out
 
     def set_weights(self, weights: list[Any]) -> None:
+        if self.weight is None:
+            raise ValueError(f"{self.name}: build the layer (call it once) before set_weights")
         shapes = [tuple(self.weight.shape[::-1])] + (
             [tuple(self.bias.shape)] if self.use_bias else []
         )

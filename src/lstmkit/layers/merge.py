@@ -1,6 +1,7 @@
 """Merge layers of the functional API: ``Concatenate``, ``Add``, ``Subtract``, ``Multiply``,
 ``Average``, ``Maximum``. Each takes a list of tensors of compatible shapes; output masks are the
-logical AND of the inputs' masks (as Keras, for masks over ``(B, T)``).
+logical AND of the inputs' masks (as Keras, for masks over ``(B, T)``), except for
+``Concatenate``, which follows Keras's own rule (see :meth:`Concatenate.compute_mask`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,26 @@ class Concatenate(_Merge):
                     f"got {[tuple(x.shape) for x in tensors]}"
                 )
         return torch.cat(tensors, self.axis)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """Keras 3's rule: each mask is broadcast to its input's shape (an unmasked input counts
+        as all valid), the masks are concatenated like the inputs, then reduced with ``any``
+        over the last axis — on the feature axis a step is valid if it is valid in any input;
+        on the time axis the masks are joined end to end."""
+        masks = mask if isinstance(mask, (list, tuple)) else [mask]
+        if mask is None or all(m is None for m in masks):
+            return None
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != len(masks):
+            return super().compute_mask(inputs, mask)
+        full = []
+        for x, m in zip(inputs, masks):
+            if m is None:
+                full.append(torch.ones(x.shape, dtype=torch.bool, device=x.device))
+            elif m.dim() < x.dim():
+                full.append(m.to(torch.bool).unsqueeze(-1).expand(x.shape))
+            else:
+                full.append(m.to(torch.bool))
+        return torch.cat(full, self.axis).any(-1)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         shapes = [tuple(s) for s in input_shape]

@@ -21,6 +21,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from lstmkit.layers import base as layer_base
+from lstmkit.layers import register_layer
 from lstmkit.layers.base import InputLayer, Layer, Node, SymbolicTensor, map_structure
 from lstmkit.training import callbacks as callbacks_mod
 from lstmkit.training import trainer as trainer_mod
@@ -32,6 +33,7 @@ def register_model(cls: type) -> type:
     """Make a ``Model`` subclass loadable from model files (files store class names, never
     code). Use as a decorator on subclassed models that implement ``get_config``."""
     _MODEL_REGISTRY[cls.__name__] = cls
+    register_layer(cls)  # usable inside other models' configs too
     return cls
 
 
@@ -192,7 +194,14 @@ class Model(Layer):
             self.build_from_data(inputs)
 
     def build_from_data(self, inputs: Any) -> None:
-        """Build a subclassed model by running it once (its layers build lazily)."""
+        """Build a subclassed model by running it once (its layers build lazily). The input's
+        shape and dtype are kept so that a saved model can be rebuilt the same way (Keras's
+        ``build_config``)."""
+        if isinstance(inputs, Tensor):
+            self._build_spec = {
+                "shape": [None, *inputs.shape[1:]],
+                "dtype": layer_base._dtype_name(inputs.dtype),
+            }
         self.built = True
 
     @property
@@ -347,6 +356,7 @@ class Model(Layer):
         trainer._ensure_ready(xb)
         trainer.reset_metrics()
         trainer.train_step(xb, yb, data_mod.move(swb, trainer.device))
+        self.eval()  # back to inference mode, as outside fit
         return _result(trainer.logs(), return_dict)
 
     def test_on_batch(
@@ -488,15 +498,27 @@ class Model(Layer):
             return obj
 
         for node in config["nodes"]:
-            args = map_structure(deref, node["args"])
-            kwargs = {k: map_structure(deref, v) for k, v in node["kwargs"].items()}
+            args = _map_refs(deref, node["args"])
+            kwargs = {k: _map_refs(deref, v) for k, v in node["kwargs"].items()}
             out = layers[node["layer"]](*args, **kwargs)
             produced.append(out if isinstance(out, list) else [out])
-        outputs = map_structure(deref, config["outputs"])
+        outputs = _map_refs(deref, config["outputs"])
         ins: Any = _restore_structure(config["input_structure"], inputs)
         model = cls(ins, outputs, name=config["name"])
         model.trainable = config.get("trainable", True)
         return model
+
+
+def _map_refs(fn: Any, obj: Any) -> Any:
+    """``map_structure`` over a saved config, treating ``{"__input__"}``/``{"__node__"}``
+    references as leaves (``map_structure`` would descend into them)."""
+    if isinstance(obj, dict) and ("__input__" in obj or "__node__" in obj):
+        return fn(obj)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_refs(fn, o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _map_refs(fn, v) for k, v in obj.items()}
+    return fn(obj)
 
 
 def _structure(struct: Any, flat: list[SymbolicTensor]) -> Any:
@@ -533,3 +555,6 @@ def _result(logs: dict[str, float], return_dict: bool) -> Any:
         return logs
     values = list(logs.values())
     return values[0] if len(values) == 1 else values
+
+
+register_layer(Model)  # models nest inside other models (their configs name the class)

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,32 @@ class ModelFileError(ValueError):
 
 def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+
+
+def _weights_blob(model: Any, kind: str = "") -> bytes:
+    """The weights as safetensors, with the model's order of keys in the metadata (safetensors
+    sorts tensors by name; the order lets a model whose layers got other automatic names —
+    another instance of the same architecture — load them, as Keras's ``load_weights``)."""
+    state = _tensors(model.state_dict())
+    metadata = {"format": FORMAT + kind, "order": json.dumps(list(state))}
+    return st_save(state, metadata=metadata)
+
+
+def _stored_order(blob: bytes) -> list[str] | None:
+    """The key order recorded by :func:`_weights_blob` (parsed from the JSON header)."""
+    try:
+        size = int.from_bytes(blob[:8], "little")
+        header = json.loads(blob[8 : 8 + size].decode("utf-8"))
+        order = json.loads(header["__metadata__"]["order"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    return order if isinstance(order, list) and all(isinstance(k, str) for k in order) else None
+
+
+def _structural(key: str) -> str:
+    """A state-dict key without the (automatic) layer names: ``_layers.dense_3.weight`` ->
+    ``_layers.*.weight``."""
+    return re.sub(r"(^|\.)_layers\.[^.]+", r"\1_layers.*", key)
 
 
 def _optimizer_blobs(opt: Any) -> tuple[bytes, str]:
@@ -85,6 +112,7 @@ def _archive(
         "model": model_spec,
         "compile": trainer.get_config() if trainer is not None else None,
         "assets": getattr(model, "assets", {}),
+        "build": getattr(model, "_build_spec", None),  # subclassed models: the first input
     }
     metadata = {
         "format": FORMAT,
@@ -98,7 +126,7 @@ def _archive(
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr("metadata.json", json.dumps(metadata, indent=1))
         zf.writestr("config.json", json.dumps(config, indent=1))
-        zf.writestr("model.safetensors", st_save(_tensors(model.state_dict())))
+        zf.writestr("model.safetensors", _weights_blob(model))
         if include_optimizer and trainer is not None and trainer.optimizer.built:
             tensors, meta = _optimizer_blobs(trainer.optimizer)
             zf.writestr("optimizer.safetensors", tensors)
@@ -136,7 +164,7 @@ def save_weights(model: Any, filepath: Any, overwrite: bool = True) -> None:
     """Write the weights as one safetensors file, atomically."""
     path = Path(os.fspath(filepath))
     _check_target(path, overwrite)
-    blob = st_save(_tensors(model.state_dict()), metadata={"format": FORMAT + "-weights"})
+    blob = _weights_blob(model, "-weights")
     with atomic_write(path) as fh:
         fh.write(blob)
 
@@ -219,8 +247,17 @@ def _build_model(spec: dict[str, Any], path: Path) -> Any:
     return deserialize(spec)
 
 
-def _load_state(model: Any, tensors: dict[str, torch.Tensor], path: Path) -> None:
+def _load_state(
+    model: Any, tensors: dict[str, torch.Tensor], path: Path, order: list[str] | None = None
+) -> None:
     own = model.state_dict()
+    if set(own) != set(tensors) and order is not None and sorted(order) == sorted(tensors):
+        # Same structure, other (automatic) layer names: match the weights by position; the
+        # shapes are checked below.
+        if len(order) == len(own) and all(
+            _structural(a) == _structural(b) for a, b in zip(order, own)
+        ):
+            tensors = {b: tensors[a] for a, b in zip(order, own)}
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
     wrong = [
@@ -261,6 +298,20 @@ def _load_optimizer(model: Any, zf: zipfile.ZipFile, path: Path) -> None:
         raise ModelFileError(f"{path}: the optimizer state does not fit this model: {e}") from None
 
 
+def _build_by_calling(model: Any, spec: Any, path: Path) -> None:
+    """Create a subclassed model's lazy weights by calling it once on zeros of the recorded
+    input shape (unknown sizes -> 1) and dtype."""
+    from lstmkit.layers.base import to_dtype
+
+    try:
+        shape = [1 if d is None else int(d) for d in spec["shape"]]
+        dtype = to_dtype(spec["dtype"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: config.json has an invalid build entry: {e}") from None
+    with torch.no_grad():
+        model(torch.zeros(shape, dtype=dtype), training=False)
+
+
 def load_model(filepath: Any, compile: bool = True) -> Any:
     """Load a model written by ``model.save``: architecture, weights, (compile config and
     optimiser state), and ``model.assets``. Never executes code from the file.
@@ -281,6 +332,8 @@ def load_model(filepath: Any, compile: bool = True) -> Any:
             raise
         except (ValueError, TypeError, KeyError) as e:
             raise ModelFileError(f"{path}: cannot rebuild the model from its config: {e}") from e
+        if config.get("build"):
+            _build_by_calling(model, config["build"], path)
         tensors = _read_tensors(zf.read("model.safetensors"), "model.safetensors", path)
         _load_state(model, tensors, path)
         model.assets = config.get("assets") or {}
@@ -295,15 +348,21 @@ def load_weights(model: Any, filepath: Any) -> None:
     path = Path(os.fspath(filepath))
     if not path.exists():
         raise FileNotFoundError(f"no such weights file: {path}")
+    if not getattr(model, "built", True):
+        raise ValueError(
+            f"{model.name}: build the model (call it on data, or build(input_shape)) before "
+            f"load_weights"
+        )
     if zipfile.is_zipfile(path):
         with _open_archive(path) as zf:
-            tensors = _read_tensors(zf.read("model.safetensors"), "model.safetensors", path)
+            blob = zf.read("model.safetensors")
+            tensors = _read_tensors(blob, "model.safetensors", path)
     else:
         blob = path.read_bytes()
         if blob[:2] in _PICKLE_MAGIC:
             raise ModelFileError(f"{path} looks like a pickle file; lstmkit never unpickles")
         tensors = _read_tensors(blob, "the weights file", path)
-    _load_state(model, tensors, path)
+    _load_state(model, tensors, path, _stored_order(blob))
 
 
 # -- training state (BackupAndRestore) ---------------------------------------------------------
@@ -317,7 +376,7 @@ def save_training_state(model: Any, filepath: Any, *, epoch: int, batch: int) ->
         "data_seed": getattr(model, "_data_seed", 0),
         "python_random": _py_state_to_json(random.getstate()),
         "numpy_random": _np_state_to_json(np.random.get_state()),
-        "model_config": json.dumps(_model_spec(model), sort_keys=True),
+        "model_config": json.dumps(_nameless(_model_spec(model)), sort_keys=True),
     }
     rng = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -341,6 +400,31 @@ def _model_spec(model: Any) -> Any:
         }
 
 
+def _nameless(spec: Any) -> Any:
+    """A model spec without layer names (automatic names differ between two instances of the
+    same architecture); functional nodes refer to their layer by position instead."""
+    if isinstance(spec, dict):
+        if isinstance(spec.get("nodes"), list) and isinstance(spec.get("layers"), list):
+            index = {
+                layer.get("config", {}).get("name"): i
+                for i, layer in enumerate(spec["layers"])
+                if isinstance(layer, dict)
+            }
+            spec = {
+                **spec,
+                "nodes": [
+                    {**n, "layer": index.get(n.get("layer"), n.get("layer"))}
+                    if isinstance(n, dict) and isinstance(n.get("layer"), str)
+                    else n
+                    for n in spec["nodes"]
+                ],
+            }
+        return {k: _nameless(v) for k, v in spec.items() if k != "name"}
+    if isinstance(spec, list):
+        return [_nameless(v) for v in spec]
+    return spec
+
+
 def restore_training_state(model: Any, filepath: Any) -> None:
     """Restore weights, optimiser, position and RNGs from a backup of *this* model.
 
@@ -353,14 +437,15 @@ def restore_training_state(model: Any, filepath: Any) -> None:
         if "training_state.json" not in zf.namelist():
             raise ModelFileError(f"{path} is a model file, not a training backup")
         state = _read_json(zf, "training_state.json", path)
-        if state.get("model_config") != json.dumps(_model_spec(model), sort_keys=True):
+        if state.get("model_config") != json.dumps(_nameless(_model_spec(model)), sort_keys=True):
             raise ModelFileError(
                 f"{path}: this backup was written by a different model "
                 f"(architecture differs); refusing to restore it. Delete the "
                 f"backup directory to start over."
             )
-        tensors = _read_tensors(zf.read("model.safetensors"), "model.safetensors", path)
-        _load_state(model, tensors, path)
+        blob = zf.read("model.safetensors")
+        tensors = _read_tensors(blob, "model.safetensors", path)
+        _load_state(model, tensors, path, _stored_order(blob))
         _load_optimizer(model, zf, path)
         rng = _read_tensors(zf.read("rng.safetensors"), "rng.safetensors", path)
     torch.set_rng_state(rng["torch_cpu"])

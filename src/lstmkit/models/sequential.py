@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lstmkit.layers import register_layer
 from lstmkit.layers.base import Input, Layer, SymbolicTensor, to_dtype
 from lstmkit.models.model import Model
 
@@ -148,3 +149,6 @@ class Sequential(Model):
         if shape is not None and not model.built:
             model.build(tuple(shape), dtype=dtype)
         return model
+
+
+register_layer(Sequential)  # a Sequential can be a layer of another model

@@ -28,8 +28,8 @@ from lstmkit.layers.base import InputLayer, Layer
 def _fmt_shape(shape: Any) -> str:
     if shape is None:
         return "?"
-    if isinstance(shape, list):
-        return ", ".join(_fmt_shape(s) for s in shape)
+    if isinstance(shape, list):  # several outputs: Keras prints the list
+        return "[" + ", ".join(_fmt_shape(s) for s in shape) + "]"
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
@@ -86,7 +86,8 @@ def summary_text(model: Any, line_length: int | None = None) -> str:
     params = list(model.parameters())
     trainable = sum(p.numel() for p in params if p.requires_grad)
     total = sum(p.numel() for p in params)
-    width = line_length or (100 if multi_input else 80)
+    # Wide enough that rich never cuts the table (the columns keep Keras's minimum widths).
+    width = line_length or (200 if multi_input else 80)
     out = io.StringIO()
     console = Console(file=out, width=width, force_terminal=False, color_system=None)
     console.print(f'Model: "{model.name}"')

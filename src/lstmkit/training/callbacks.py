@@ -77,10 +77,17 @@ class CallbackList(Callback):
 
     def __getattribute__(self, name: str) -> Any:
         if name.startswith("on_"):
+            indexed = "epoch" in name or "batch" in name
 
-            def dispatch(*args: Any, **kwargs: Any) -> None:
+            def dispatch(*args: Any, logs: dict | None = None) -> None:
+                # Every hook gets its logs positionally, as Keras calls them, so that
+                # LambdaCallback(on_epoch_begin=lambda epoch, logs: ...) works.
+                head, rest = (args[:1], args[1:]) if indexed else ((), args)
+                if rest:
+                    logs = rest[0]
+                logs = {} if logs is None else logs
                 for cb in object.__getattribute__(self, "callbacks"):
-                    getattr(cb, name)(*args, **kwargs)
+                    getattr(cb, name)(*head, logs)
 
             return dispatch
         return object.__getattribute__(self, name)

@@ -207,6 +207,10 @@ class ArrayData:
             sw = self.sample_weight[idx] if self.sample_weight is not None else None
             yield _index(self.x, idx), _index(self.y, idx), sw
 
+    def first_batch(self) -> tuple | None:
+        """The first batch (to build the model before training)."""
+        return next(self.batches(0), None)
+
 
 class IterableData:
     """Batches from a DataLoader, Dataset or generator (``(x,)``, ``(x, y)`` or
@@ -249,6 +253,7 @@ class IterableData:
         else:
             raise TypeError(f"x: unsupported data type {type(source).__name__}")
         self._iterator: Iterator | None = None
+        self._pending: list[tuple] = []  # batches taken by first_batch from a one-shot source
 
     def steps(self) -> int | None:
         if self._steps is not None:
@@ -268,12 +273,27 @@ class IterableData:
         if self._reiterable or self._iterator is None:
             self._iterator = iter(self._loader)
         count = 0
+        while self._pending:
+            batch = self._pending.pop(0)
+            if count >= start_batch:
+                yield batch
+            count += 1
+            if self._steps is not None and count >= self._steps:
+                return
         for item in self._iterator:
             if count >= start_batch:
                 yield unpack(item)
             count += 1
             if self._steps is not None and count >= self._steps:
                 break
+
+    def first_batch(self) -> tuple | None:
+        """The first batch (to build the model before training); a generator's batch is kept
+        and given again by the next :meth:`batches`, so that no data is lost."""
+        batch = next(self.batches(0), None)
+        if batch is not None and not self._reiterable:
+            self._pending.append(batch)
+        return batch
 
 
 def unpack(item: Any) -> tuple:

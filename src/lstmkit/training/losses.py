@@ -130,7 +130,9 @@ class BinaryCrossentropy(Loss):
             bce = F.binary_cross_entropy_with_logits(y_pred, y_true, reduction="none")
         else:
             p = y_pred.clamp(EPSILON, 1 - EPSILON)
-            bce = -(y_true * torch.log(p) + (1 - y_true) * torch.log1p(-p))
+            # log(1 - p), not log1p(-p): Keras computes 1 - p in the input's precision, so
+            # y = 0, p = 0 gives -log(float32(1 - 1e-7)) = 1.1920929e-07 as in Keras.
+            bce = -(y_true * torch.log(p) + (1 - y_true) * torch.log(1 - p))
         return bce.mean(dim=self.axis)
 
     def get_config(self) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Streaming metrics with Keras 3's names: ``update_state`` per batch, ``result`` per epoch.
 
 Every metric keeps its state in a few tensors (sums and counts) listed by ``state_tensors()``,
-so distributed training can all-reduce them with one sum. ``"accuracy"`` resolves as Keras does:
-binary with a binary cross-entropy loss (or a single output unit), sparse categorical when the
-labels are integer ids, categorical otherwise.
+so distributed training can all-reduce them with one sum. ``"accuracy"`` resolves as Keras 3 does,
+from the shapes: binary for a single output unit, sparse categorical when the labels are integer
+ids, categorical otherwise.
 
 >>> import torch
 >>> acc = BinaryAccuracy()
@@ -425,6 +425,15 @@ def get(
 
 
 def _accuracy_kind(loss_name: str | None, y_true: Any, y_pred: Any) -> str:
+    # Keras 3 (``trainers/compile_utils.get_metric``) decides from the shapes alone: one output
+    # unit -> binary; labels of lower rank, or (…, 1) labels for several units -> sparse;
+    # otherwise categorical. The loss name is only a fallback when the shapes are unknown.
+    if y_pred is not None and y_pred.shape[-1] == 1:
+        return "binary"
+    if y_true is not None and y_pred is not None:
+        if y_true.dim() < y_pred.dim() or (y_true.shape[-1] == 1 and y_pred.shape[-1] > 1):
+            return "sparse"
+        return "categorical"
     if loss_name:
         if "binary" in loss_name:
             return "binary"
@@ -432,12 +441,6 @@ def _accuracy_kind(loss_name: str | None, y_true: Any, y_pred: Any) -> str:
             return "sparse"
         if "categorical" in loss_name:
             return "categorical"
-    if y_pred is not None and y_pred.shape[-1] == 1:
-        return "binary"
-    if y_true is not None and y_pred is not None:
-        if y_true.dim() < y_pred.dim() or (y_true.shape[-1] == 1 and y_pred.shape[-1] > 1):
-            return "sparse"
-        return "categorical"
     return "binary"
 
 

@@ -3,8 +3,10 @@
 An lstmkit optimiser is a recipe until :meth:`Optimizer.build` binds it to the model's
 parameters and creates the ``torch.optim`` instance (``self.torch_optimizer``). On top of torch it
 adds Keras's gradient clipping (``clipnorm`` per variable, ``clipvalue`` element-wise,
-``global_clipnorm`` over all variables), learning-rate schedules evaluated at every step, and
-``iterations``.
+``global_clipnorm`` over all variables), Keras's decoupled ``weight_decay`` (every optimiser
+multiplies each weight by ``1 - learning_rate · weight_decay`` before its update, as Keras 3's
+base optimiser does; torch's ``weight_decay`` would add an L2 term to the gradient instead),
+learning-rate schedules evaluated at every step, and ``iterations``.
 
 Defaults are Keras's, e.g. ``Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999,
 epsilon=1e-7)``. One documented numeric difference: Keras adds ``epsilon`` to ``sqrt(v)``
@@ -34,6 +36,8 @@ class Optimizer:
     """Base class. Subclasses set ``_torch_class`` and map their arguments in ``_torch_kwargs``."""
 
     _torch_class: type[torch.optim.Optimizer] = torch.optim.SGD
+    _torch_decays = False  # True where the torch class applies decoupled weight decay itself
+    _keras_name = ""  # Keras 3's default ``name``
 
     def __init__(
         self,
@@ -75,7 +79,7 @@ class Optimizer:
             self._lr = float(learning_rate)
         self.weight_decay = weight_decay
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
-        self.name = name or snake_case(cls)
+        self.name = name or self._keras_name or snake_case(cls)
         self.iterations = 0
         self.torch_optimizer: torch.optim.Optimizer | None = None
         self._params: list[nn.Parameter] = []
@@ -84,7 +88,10 @@ class Optimizer:
 
     @property
     def learning_rate(self) -> float:
-        """The current learning rate (set it to change it, unless a schedule drives it)."""
+        """The current learning rate (set it to change it, unless a schedule drives it); with a
+        schedule, the rate of the next step, ``schedule(iterations)``, as Keras reports it."""
+        if self._schedule is not None:
+            return float(self._schedule(self.iterations))
         return self._lr
 
     @learning_rate.setter
@@ -139,6 +146,11 @@ class Optimizer:
             self._lr = float(self._schedule(self.iterations))
             for group in self.torch_optimizer.param_groups:
                 group["lr"] = self._lr
+        if self.weight_decay and not self._torch_decays:
+            with torch.no_grad():
+                for p in self._params:
+                    if p.grad is not None:
+                        p.mul_(1.0 - self._lr * self.weight_decay)
         self.torch_optimizer.step()
         self.iterations += 1
 
@@ -196,6 +208,7 @@ class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum; Keras default lr 0.01."""
 
     _torch_class = torch.optim.SGD
+    _keras_name = "SGD"
 
     def __init__(
         self,
@@ -212,11 +225,7 @@ class SGD(Optimizer):
         self.momentum, self.nesterov = momentum, nesterov
 
     def _torch_kwargs(self) -> dict[str, Any]:
-        return {
-            "momentum": self.momentum,
-            "nesterov": self.nesterov,
-            "weight_decay": self.weight_decay or 0.0,
-        }
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -227,6 +236,7 @@ class Adam(Optimizer):
     epsilon=1e-7``."""
 
     _torch_class = torch.optim.Adam
+    _keras_name = "adam"
 
     def __init__(
         self,
@@ -245,8 +255,9 @@ class Adam(Optimizer):
             "betas": (self.beta_1, self.beta_2),
             "eps": self.epsilon,
             "amsgrad": self.amsgrad,
-            "weight_decay": self.weight_decay or 0.0,
         }
+        if self._torch_decays:
+            kw["weight_decay"] = self.weight_decay or 0.0
         if self._torch_class is torch.optim.Adam:
             kw["foreach"] = True
         return kw
@@ -266,6 +277,8 @@ class AdamW(Adam):
     ``weight_decay=0.004``."""
 
     _torch_class = torch.optim.AdamW
+    _keras_name = "adamw"
+    _torch_decays = True  # torch's AdamW: p ← p (1 - lr · wd), then the Adam step (= Keras)
 
     def __init__(
         self, learning_rate: Any = 0.001, weight_decay: float = 0.004, **kwargs: Any
@@ -278,6 +291,7 @@ class RMSprop(Optimizer):
     epsilon=1e-7, centered=False``."""
 
     _torch_class = torch.optim.RMSprop
+    _keras_name = "rmsprop"
 
     def __init__(
         self,
@@ -297,7 +311,6 @@ class RMSprop(Optimizer):
             "momentum": self.momentum,
             "eps": self.epsilon,
             "centered": self.centered,
-            "weight_decay": self.weight_decay or 0.0,
         }
 
     def get_config(self) -> dict[str, Any]:
@@ -315,6 +328,7 @@ class Adagrad(Optimizer):
     initial_accumulator_value=0.1, epsilon=1e-7``."""
 
     _torch_class = torch.optim.Adagrad
+    _keras_name = "adagrad"
 
     def __init__(
         self,
@@ -330,7 +344,6 @@ class Adagrad(Optimizer):
         return {
             "initial_accumulator_value": self.initial_accumulator_value,
             "eps": self.epsilon,
-            "weight_decay": self.weight_decay or 0.0,
         }
 
     def get_config(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ Logs are Keras's: ``loss``, each metric by name, ``val_`` prefixed after validat
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,6 +71,7 @@ class Trainer:
         self._loss_weights = loss_weights
         self.loss_fns: list[losses_mod.Loss] | None = None
         self.metric_objs: list[list[metrics_mod.Metric]] | None = None
+        self.weighted_metric_objs: list[list[metrics_mod.Metric]] | None = None
         self.loss_tracker = metrics_mod.Mean("loss")
         self.output_loss_trackers: list[metrics_mod.Mean] = []
         if loss is None:
@@ -77,7 +79,7 @@ class Trainer:
         # Validate names now so that typos fail at compile time, as in Keras.
         for spec in loss.values() if isinstance(loss, dict) else _as_list(loss):
             losses_mod.get(spec)
-        for spec in _as_list(metrics):
+        for spec in _as_list(metrics) + _as_list(weighted_metrics):
             for m in _as_list(spec):
                 if isinstance(m, str) and m not in ("accuracy", "acc"):
                     metrics_mod.get(m)
@@ -104,14 +106,23 @@ class Trainer:
         def ser_metric(m: Any) -> Any:
             if isinstance(m, (list, tuple)):
                 return [ser_metric(v) for v in m]
+            if isinstance(m, dict):  # per output name
+                return {k: ser_metric(v) for k, v in m.items()}
             return m if isinstance(m, str) else metrics_mod.serialize(m)
 
-        metrics = None if self._metric_spec is None else ser_metric(_as_list(self._metric_spec))
+        def ser_metrics(spec: Any) -> Any:
+            if spec is None:
+                return None
+            return ser_metric(spec if isinstance(spec, dict) else _as_list(spec))
+
+        metrics = ser_metrics(self._metric_spec)
+        weighted = ser_metrics(self._weighted_metric_spec)
         return {
             "optimizer": optimizers_mod.serialize(self.optimizer),
             "loss": loss,
             "loss_weights": self._loss_weights,
             "metrics": metrics,
+            "weighted_metrics": weighted,
         }
 
     def _output_names(self, n: int) -> list[str]:
@@ -148,7 +159,26 @@ class Trainer:
             if len(weights) != n:
                 raise ValueError(f"compile: {len(weights)} loss_weights for {n} outputs")
             self.loss_weight_values = [float(w) for w in weights]
-        mspec = self._metric_spec
+        self.metric_objs = self._metric_objects(self._metric_spec, names, y_true, y_pred)
+        # Keras 3: ``metrics`` ignore sample weights; ``weighted_metrics`` use them (and
+        # class_weight). A weighted metric named like a plain one gets a "weighted_" prefix.
+        self.weighted_metric_objs = self._metric_objects(
+            self._weighted_metric_spec, names, y_true, y_pred
+        )
+        taken = {m.name for objs in self.metric_objs for m in objs}
+        for objs in self.weighted_metric_objs:
+            for m in objs:
+                if m.name in taken:
+                    m.name = f"weighted_{m.name}"
+        self.output_names_resolved = names
+        self.output_loss_trackers = (
+            [metrics_mod.Mean(f"{nm}_loss") for nm in names] if n > 1 else []
+        )
+
+    def _metric_objects(
+        self, mspec: Any, names: list[str], y_true: list[Tensor | None], y_pred: list[Tensor]
+    ) -> list[list[metrics_mod.Metric]]:
+        n = len(names)
         per_output: list[list[Any]]
         if mspec is None:
             per_output = [[] for _ in range(n)]
@@ -162,8 +192,11 @@ class Trainer:
         ):
             per_output = [list(m) for m in mspec]
         else:
+            # The same list for every output: each output gets its own metric objects.
             per_output = [list(_as_list(mspec)) for _ in range(n)]
-        self.metric_objs = []
+            if n > 1:
+                per_output = [copy.deepcopy(specs) for specs in per_output]
+        out = []
         for k, specs in enumerate(per_output):
             loss_name = self.loss_fns[k].name if self.loss_fns[k] is not None else None
             objs = []
@@ -172,11 +205,8 @@ class Trainer:
                 if n > 1:
                     m = _renamed(m, f"{names[k]}_{m.name}")
                 objs.append(m)
-            self.metric_objs.append(objs)
-        self.output_names_resolved = names
-        self.output_loss_trackers = (
-            [metrics_mod.Mean(f"{nm}_loss") for nm in names] if n > 1 else []
-        )
+            out.append(objs)
+        return out
 
     # -- one step --------------------------------------------------------------------------
 
@@ -237,11 +267,14 @@ class Trainer:
         trues = self._targets(y, len(preds))
         for objs, yt, yp in zip(self.metric_objs, trues, preds):
             for m in objs:
+                m.update_state(yt, yp)
+        for objs, yt, yp in zip(self.weighted_metric_objs, trues, preds):
+            for m in objs:
                 m.update_state(yt, yp, sample_weight)
 
     def _all_metrics(self) -> list[metrics_mod.Metric]:
         ms: list[metrics_mod.Metric] = [self.loss_tracker, *self.output_loss_trackers]
-        for objs in self.metric_objs or []:
+        for objs in (self.metric_objs or []) + (self.weighted_metric_objs or []):
             ms.extend(objs)
         return ms
 
@@ -352,7 +385,9 @@ class Trainer:
             )
         history = callbacks_mod.History()
         cbs = callbacks_mod.CallbackList(
-            [history, *(callbacks or [])],
+            # History last, as Keras 3: it records the logs after the other callbacks (e.g.
+            # ReduceLROnPlateau's "learning_rate").
+            [*(callbacks or []), history],
             model=model,
             epochs=epochs,
             steps=data.steps(),
@@ -364,7 +399,7 @@ class Trainer:
         model._data_seed = seed
         model._resume_epoch = initial_epoch
         model._resume_batch = 0
-        first = next(iter(data.batches(0)), None)
+        first = data.first_batch()
         if first is None:
             raise ValueError("fit: the training data is empty")
         self._ensure_ready(data_mod.move(first[0], self.device))
@@ -406,6 +441,8 @@ class Trainer:
         except KeyboardInterrupt:
             model._interrupted = True
             raise
+        finally:
+            model.eval()  # Keras: outside fit the model runs in inference mode
         cbs.on_train_end(logs)
         return history
 
