@@ -1,0 +1,134 @@
+"""``lstmkit serve MODEL_FILE...`` and ``lstmkit export MODEL_FILE OUT.onnx``.
+
+:func:`register` adds both commands to the ``lstmkit`` Typer application (``lstmkit.cli`` calls
+it when this module exists). Errors a user can fix (a missing or foreign model file, a busy port,
+a model that cannot be exported) end the command with a one-line message and exit status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _fail(message: str) -> typing.NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from lstmkit.serve.handlers import AppUnavailable
+
+        try:
+            return func(*args, **kwargs)
+        except (FileNotFoundError, ValueError, TypeError, AppUnavailable) as e:
+            _fail(str(e))
+
+    return wrapper
+
+
+@_user_errors
+def serve(
+    model_files: Annotated[
+        list[str],
+        typer.Argument(
+            help="Model files written by the applications' `train` commands (sentiment, "
+            "textgen, translate, speech); NAME=PATH names one (default: the file's stem).",
+            show_default=False,
+        ),
+    ],
+    host: Annotated[
+        str,
+        typer.Option(help="Address to bind; the default serves this machine only (loopback)."),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="TCP port (0 = any free port).", min=0, max=65535)
+    ] = 8000,
+    workers: Annotated[
+        int, typer.Option(help="Threads running model work (0 = CPUs, at most 4).", min=0)
+    ] = 0,
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="torch intra-op threads per computation (0 = torch's default); 1 keeps "
+            "concurrent requests from fighting over the cores.",
+            min=0,
+        ),
+    ] = 1,
+    timeout: Annotated[
+        float, typer.Option(help="Time limit of one request's model work, in seconds.", min=0.1)
+    ] = 30.0,
+    max_body_mb: Annotated[
+        float, typer.Option(help="Largest JSON request body, in MiB.", min=0.001)
+    ] = 1.0,
+    max_upload_mb: Annotated[
+        float, typer.Option(help="Largest audio upload, in MiB.", min=0.001)
+    ] = 10.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve models over HTTP: JSON API (docs at /docs) and the web page at /."""
+    import torch
+    import uvicorn
+
+    from lstmkit.serve.app import MiB, create_app
+
+    if threads:
+        torch.set_num_threads(threads)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"Warning: binding to {host}: the service has no authentication; anyone who can "
+            f"reach this address can use it.",
+            err=True,
+        )
+    app = create_app(
+        model_files,
+        workers=workers or None,
+        timeout_s=timeout,
+        max_body_bytes=int(max_body_mb * MiB),
+        max_upload_bytes=int(max_upload_mb * MiB),
+    )
+    for info in app.state.registry.handlers.values():
+        typer.echo(f"model {info.name!r}: {info.app} ({info.path}) -> {', '.join(info.endpoints)}")
+    if port:  # with port 0, uvicorn's own start-up line names the port it got
+        shown = f"[{host}]" if ":" in host else host
+        typer.echo(f"web page: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    except OSError as e:
+        _fail(f"cannot listen on {host}:{port}: {e}")
+
+
+@_user_errors
+def export(
+    model_file: Annotated[
+        Path, typer.Argument(help="A sentiment or textgen model file.", show_default=False)
+    ],
+    out: Annotated[Path, typer.Argument(help="The ONNX file to write.", show_default=False)],
+    opset: Annotated[int, typer.Option(help="ONNX opset version.", min=9)] = 17,
+    check: Annotated[
+        bool,
+        typer.Option(
+            help="Compare onnxruntime's outputs with lstmkit's on random inputs of several "
+            "batch sizes and lengths (fails above 1e-5)."
+        ),
+    ] = True,
+) -> None:
+    """Export a model to ONNX: the sentiment classifier, or the language model's step function
+    (token ids and LSTM states in, logits and new states out), with dynamic batch and time axes."""
+    from lstmkit.serve.onnx_export import export_onnx
+
+    report = export_onnx(model_file, out, opset=opset, check=check)
+    typer.echo(report.describe())
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``export`` to the ``lstmkit`` command."""
+    app.command("serve")(serve)
+    app.command("export")(export)
