@@ -5,6 +5,7 @@
     # uvicorn.run(app, host="127.0.0.1", port=8000)
 
 Modules: :mod:`~lstmkit.serve.app` (the FastAPI application: endpoints, limits, worker pool),
+:mod:`~lstmkit.serve.limits` (worker pool, time limit, body sizes and content types),
 :mod:`~lstmkit.serve.schemas` (request/response bodies), :mod:`~lstmkit.serve.handlers` (one
 adapter per application, detected from the model file), :mod:`~lstmkit.serve.onnx_export`,
 :mod:`~lstmkit.serve.cli`; the page is ``static/`` (plain HTML, CSS and JavaScript, no build

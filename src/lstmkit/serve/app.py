@@ -11,7 +11,7 @@ Endpoints (OpenAPI at ``/openapi.json``, Swagger UI at ``/docs``; the web page a
     POST /v1/translate      {"text" | "texts", "beam_size"?}        text, pieces, attention
     POST /v1/transcribe     multipart: file=<audio>, model?, decoder?  transcript
 
-How requests are kept from hurting the service:
+How requests are kept from hurting the service (:mod:`lstmkit.serve.limits`):
 
 * **Sizes.** The body of a request is limited before it is read (``max_body_bytes`` for JSON,
   ``max_upload_bytes`` for uploads): a ``Content-Length`` over the limit is refused at once and a
@@ -24,7 +24,7 @@ How requests are kept from hurting the service:
   the event loop, so the service answers ``/health`` and other requests while models compute.
   A request that is not answered within ``timeout_s`` gets a 504 (a queued job whose time is up
   is skipped; a running one finishes in the background, its result dropped); generation stops
-  itself at the time limit and says so (``finish_reason: "time_limit"``). More than
+  itself at 90% of the time limit and says so (``finish_reason: "time_limit"``). More than
   ``max_pending`` requests waiting for the workers get a 503 at once.
 
 Every error is JSON ``{"detail": "<what went wrong and what was expected>"}`` (validation errors
@@ -34,7 +34,6 @@ add ``"errors"``: pydantic's list), and the service keeps serving afterwards.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
 import os
@@ -53,13 +52,12 @@ from fastapi.staticfiles import StaticFiles
 
 from lstmkit.serve import handlers as h
 from lstmkit.serve import schemas as s
+from lstmkit.serve.limits import RequestGuard, Workers
 
 log = logging.getLogger("lstmkit.serve")
 T = TypeVar("T")
 
 MiB = 1 << 20
-JSON_ENDPOINTS = ("/v1/sentiment", "/v1/gates", "/v1/generate", "/v1/translate")
-UPLOAD_ENDPOINTS = ("/v1/transcribe",)
 
 
 # -- model registry --------------------------------------------------------------------------------
@@ -146,63 +144,6 @@ class Registry:
         return handler
 
 
-# -- the worker pool ------------------------------------------------------------------------------
-
-
-class Workers:
-    """Runs model work on a thread pool with a time limit and a bound on waiting requests."""
-
-    def __init__(self, workers: int, max_pending: int, timeout_s: float) -> None:
-        self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="lstmkit-serve"
-        )
-        self.max_pending, self.timeout_s = max_pending, timeout_s
-        self.pending = 0
-        self._lock = threading.Lock()
-
-    def admit(self) -> None:
-        with self._lock:
-            if self.pending >= self.max_pending:
-                raise HTTPException(
-                    503, f"server busy: {self.pending} requests are waiting; retry shortly"
-                )
-            self.pending += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self.pending -= 1
-
-    async def run(self, fn: Callable[[], T]) -> T:
-        """``fn()`` on a worker thread; 504 when it is not done within the time limit.
-
-        The request counts as pending until its job has finished or was skipped, also when
-        the client got its 504 earlier: a job that is already running cannot be stopped.
-        """
-        self.admit()
-        deadline = time.monotonic() + self.timeout_s
-
-        def job() -> T:
-            if time.monotonic() > deadline:  # queued past its time: skip
-                raise TimeoutError
-            return fn()
-
-        try:
-            submitted = self.pool.submit(job)
-        except RuntimeError:  # shut down
-            self.release()
-            raise HTTPException(503, "the server is shutting down") from None
-        submitted.add_done_callback(lambda _: self.release())
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(submitted), self.timeout_s)
-        except TimeoutError:
-            raise HTTPException(
-                504, f"the model did not answer within the time limit of {self.timeout_s:g} s"
-            ) from None
-
-    def shutdown(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
 def _model_errors(e: Exception) -> HTTPException:
     """The HTTP error for an exception raised by a handler."""
     if isinstance(e, HTTPException):
@@ -217,96 +158,6 @@ def _model_errors(e: Exception) -> HTTPException:
         return HTTPException(422, str(e))
     log.exception("internal error", exc_info=e)
     return HTTPException(500, f"internal error: {type(e).__name__}: {e}")
-
-
-# -- request guard (raw ASGI: runs before any body is read) ----------------------------------------
-
-
-class RequestGuard:
-    """Content types and body sizes, checked before FastAPI reads a body."""
-
-    def __init__(self, app: Any, max_body_bytes: int, max_upload_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes, self.max_upload_bytes = max_body_bytes, max_upload_bytes
-
-    @staticmethod
-    async def _reply(send: Any, status: int, detail: str) -> None:
-        body = json.dumps({"detail": detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        upload = path in UPLOAD_ENDPOINTS
-        limit = self.max_upload_bytes if upload else self.max_body_bytes
-        if path in JSON_ENDPOINTS and ctype != "application/json":
-            await self._reply(
-                send,
-                415,
-                f"{path} takes a JSON body: expected Content-Type application/json, got "
-                f"{ctype or 'none'}",
-            )
-            return
-        if upload and ctype != "multipart/form-data":
-            await self._reply(
-                send,
-                415,
-                f"{path} takes an audio file upload: expected Content-Type multipart/form-data "
-                f"(a form field 'file'), got {ctype or 'none'}",
-            )
-            return
-        length = headers.get("content-length")
-        if length is not None:
-            if not length.isdigit():
-                await self._reply(send, 400, f"invalid Content-Length header {length!r}")
-                return
-            if int(length) > limit:
-                await self._reply(
-                    send,
-                    413,
-                    f"request body of {int(length):,} bytes is over the limit of {limit:,} bytes",
-                )
-                return
-        received = 0
-
-        async def counted() -> Any:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise HTTPException(413, f"request body is over the limit of {limit:,} bytes")
-            return message
-
-        started = False
-
-        async def tracked(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except HTTPException as e:
-            if started:
-                raise
-            await self._reply(send, e.status_code, str(e.detail))
 
 
 # -- the application -----------------------------------------------------------------------------

@@ -19,14 +19,18 @@ whose module is missing from this build makes :class:`AppUnavailable` (HTTP 503)
 import error at start-up.
 
 Handlers run on worker threads (:mod:`lstmkit.serve.app`), several at once. Inference through
-the Keras-style models is re-entrant (``predict`` under ``no_grad``; recording goes through a
-context variable); what keeps per-call state is guarded: text generation draws a
-:class:`~lstmkit.apps.textgen.generate.TextGenerator` (its fast loop owns state buffers) from a
-pool, and recording the stateful language model's gates holds the handler's lock.
+the Keras-style models is re-entrant (``predict`` under ``no_grad``; the sentiment app's
+``explain`` records through the engines' context-variable hook); what keeps per-call state is
+guarded: text generation draws a :class:`~lstmkit.apps.textgen.generate.TextGenerator` (its
+fast loop owns state buffers) from a pool, and ``lstmkit.inspect.record`` — which may switch a
+layer's engine for the duration, and the language model's layers are stateful — runs under the
+handler's lock, as does generation through the (stateful) layers when the fast loop cannot be
+used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -335,20 +339,24 @@ class TextgenHandler(Handler):
             generator = self._pool.get_nowait()
         except queue.Empty:
             generator = self._new_generator()
+        # The fast loop owns its state; the layer-by-layer fallback uses the shared stateful
+        # model, so it runs one generation at a time.
+        guard = self._lock if generator.backend == "layers" else contextlib.nullcontext()
         try:
-            try:
-                pieces = generator.stream(prompt, length, sampling)
-                first = next(pieces, None)
-            except ValueError as e:  # e.g. characters the model does not know
-                raise InputError(str(e)) from None
-            if first is None:
-                return
-            yield first
-            for piece in pieces:
-                if should_stop() is not None:
-                    pieces.close()
+            with guard:
+                try:
+                    pieces = generator.stream(prompt, length, sampling)
+                    first = next(pieces, None)
+                except ValueError as e:  # e.g. characters the model does not know
+                    raise InputError(str(e)) from None
+                if first is None:
                     return
-                yield piece
+                yield first
+                for piece in pieces:
+                    if should_stop() is not None:
+                        pieces.close()
+                        return
+                    yield piece
         finally:
             self._pool.put(generator)
 
@@ -398,6 +406,7 @@ class TranslateHandler(Handler):
         decode = _import("lstmkit.apps.translate.decode", self.app)
         self._data = _import("lstmkit.apps.translate.data", self.app)
         self.translator = decode.Translator.load(path)
+        self._lock = threading.Lock()  # one recording of the shared model at a time
 
     def details(self) -> dict[str, Any]:
         cfg = self.translator.cfg
@@ -433,7 +442,7 @@ class TranslateHandler(Handler):
         if not ids:
             raise InputError("the text is empty after cleaning")
         src = self._data.pad([ids])
-        with torch.no_grad(), glass.record(tr.model) as rec:
+        with self._lock, torch.no_grad(), glass.record(tr.model) as rec:
             tr.model.encode(src, training=False)
         return {
             "tokens": tr.src.pieces(ids),

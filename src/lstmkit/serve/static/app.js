@@ -46,13 +46,14 @@ function textOn(rgb) {
   return lum < 0.5 ? "#fff" : "#111";
 }
 
-// The colour scale of a gate: gates 0..1; c (and h, g, n) symmetric around 0, widened to the data.
+// The colour scale of a gate, as lstmkit.inspect.colors.scale_for: the gate's fixed range
+// (gates 0..1, h/g/n -1..1); the unbounded cell state c symmetric around 0, scaled to the data.
 function scaleFor(gate, rows) {
   const [cmap, lo, hi] = state.gateScales[gate] || ["diverging", -1, 1];
-  if (cmap === "diverging") {
-    let m = Math.max(Math.abs(lo), Math.abs(hi));
+  if (gate === "c") {
+    let m = 0;
     for (const row of rows) for (const v of [].concat(row)) m = Math.max(m, Math.abs(v));
-    return { cmap, lo: -m, hi: m };
+    return { cmap, lo: -(m || 1), hi: m || 1 };
   }
   return { cmap, lo, hi };
 }
