@@ -351,13 +351,18 @@ def create_app(
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[bytes | None] = asyncio.Queue()
 
+        def emit(item: bytes | None) -> None:
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, item)
+            except RuntimeError:  # the event loop is gone (shutdown): stop generating
+                cancelled.set()
+
         def produce() -> None:
             count = 0 if first is None else 1
-            reason = "length"
             try:
                 for piece in iterator:
                     count += 1
-                    loop.call_soon_threadsafe(lines.put_nowait, _line({"token": piece}))
+                    emit(_line({"token": piece}))
                 stop = should_stop()
                 reason = stop if (stop and count < req.length) else "length"
                 done = {"done": True, "tokens": count, "finish_reason": reason}
@@ -366,8 +371,8 @@ def create_app(
                 done = {"done": True, "tokens": count, "error": f"{type(e).__name__}: {e}"}
             finally:
                 pool.release()
-            loop.call_soon_threadsafe(lines.put_nowait, _line(done))
-            loop.call_soon_threadsafe(lines.put_nowait, None)
+            emit(_line(done))
+            emit(None)
 
         pool.admit()
         try:

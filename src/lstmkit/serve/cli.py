@@ -120,8 +120,10 @@ def export(
         ),
     ] = True,
 ) -> None:
-    """Export a model to ONNX: the sentiment classifier, or the language model's step function
-    (token ids and LSTM states in, logits and new states out), with dynamic batch and time axes."""
+    """Export a sentiment classifier or a language model's step function to ONNX.
+
+    The sentiment graph maps token ids to p(positive); the textgen step function maps token ids
+    and the LSTM states to logits and the new states. Batch and time axes are dynamic."""
     from lstmkit.serve.onnx_export import export_onnx
 
     report = export_onnx(model_file, out, opset=opset, check=check)
