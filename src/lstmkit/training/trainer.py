@@ -224,6 +224,10 @@ class Trainer:
         if self._forward is None:
             self._forward = self.strategy.wrap(model)
         self._has_constraints = any(getattr(m, "_constrained", None) for m in model.modules())
+        self._has_regularizers = any(
+            getattr(m, "_regularized", None) or getattr(m, "activity_regularizer", None)
+            for m in model.modules()
+        )
 
     def compute_loss(
         self, y: Any, y_pred: Any, sample_weight: Tensor | None, track: bool = True
@@ -296,6 +300,8 @@ class Trainer:
         return {prefix + m.name: float(m.result()) for m in ms}
 
     def regularization(self) -> Tensor | None:
+        if not getattr(self, "_has_regularizers", True):
+            return None  # nothing to add (saves walking every module at every step)
         penalties = self.model.losses
         if not penalties:
             return None
@@ -303,7 +309,8 @@ class Trainer:
 
     def train_step(self, x: Any, y: Any, sample_weight: Tensor | None) -> None:
         model, opt = self.model, self.optimizer
-        model.train()
+        if not model.training:  # (walking every module at every step costs ~0.3 ms)
+            model.train()
         opt.zero_grad()
         y_pred = self._forward(x, training=True)
         loss = self.compute_loss(y, y_pred, sample_weight)
