@@ -211,6 +211,15 @@ def test_cli_missing_model_file(tmp_path, command):
     assert "lstmkit sentiment train" in out
 
 
+@pytest.mark.parametrize("module", ["config", "data"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"lstmkit.apps.sentiment.{module}")
+    assert doctest.testmod(mod, optionflags=doctest.ELLIPSIS).failed == 0
+
+
 # -- data ------------------------------------------------------------------------------------
 
 
@@ -228,6 +237,9 @@ def test_tokenizer_front_pads_keeps_first_tokens_and_round_trips():
         == tok.encode(["good bad film plot", "unknown"])
     ).all()
     assert tok.encode([]).shape == (0, 3)
+    rare = Tokenizer.adapt(["good film", "bad film", "good plot"], 10, 3, min_count=2)
+    assert rare.vectorizer.get_vocabulary() == ["", "[UNK]", "good", "film"]
+    assert rare.tokens("bad good plot") == ["[UNK]", "good", "[UNK]"]
 
 
 def test_balanced_subset():

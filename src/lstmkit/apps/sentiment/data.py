@@ -6,10 +6,11 @@ The splits come from :func:`lstmkit.datasets.load_movie_reviews` (fixed, seeded,
 :func:`lstmkit.datasets.load_amazon_reviews`. Label 1 is positive, 0 negative.
 
 The tokenizer is Keras's ``TextVectorization`` (lower-case, ASCII punctuation stripped, split on
-whitespace, vocabulary of the ``max_tokens - 2`` most frequent training words; 0 = padding,
-1 = unknown word) followed by front padding to ``maxlen``: a snippet's last word is always the
-last step the LSTM reads, so the final state that the classifier sees is never followed by
-padding. Texts longer than ``maxlen`` tokens keep their first ``maxlen`` tokens.
+whitespace, vocabulary of the ``max_tokens - 2`` most frequent training words, optionally only
+those seen ``min_count`` times; 0 = padding, 1 = unknown word) followed by front padding to
+``maxlen``: a snippet's last word is always the last step the LSTM reads, so the final state
+that the classifier sees is never followed by padding. Texts longer than ``maxlen`` tokens
+keep their first ``maxlen`` tokens.
 
 >>> tok = Tokenizer.adapt(["a good film", "a bad film"], max_tokens=10, maxlen=4)
 >>> tok.encode(["good film", ""]).tolist()
@@ -20,6 +21,7 @@ padding. Texts longer than ``maxlen`` tokens keep their first ``maxlen`` tokens.
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,10 +117,15 @@ class Tokenizer:
         self.vectorizer = vectorizer
 
     @classmethod
-    def adapt(cls, texts: Texts, max_tokens: int, maxlen: int) -> Tokenizer:
-        """Learns the vocabulary of ``texts``."""
+    def adapt(cls, texts: Texts, max_tokens: int, maxlen: int, min_count: int = 1) -> Tokenizer:
+        """Learns the vocabulary of ``texts``: the ``max_tokens - 2`` most frequent words that
+        occur at least ``min_count`` times (rarer words become the unknown token)."""
         vectorizer = TextVectorization(max_tokens=max_tokens, output_sequence_length=maxlen)
         vectorizer.adapt(texts)
+        if min_count > 1:
+            counts = collections.Counter(w for text in texts for w in vectorizer.tokenize(text))
+            words = vectorizer.get_vocabulary(include_special_tokens=False)
+            vectorizer.set_vocabulary([w for w in words if counts[w] >= min_count])
         return cls(vectorizer)
 
     @property

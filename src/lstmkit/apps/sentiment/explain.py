@@ -9,8 +9,8 @@ Two readings of "the prediction after token k":
   through the Dense head: what the network "believed" at that point of its single pass (not
   shown for bidirectional models, whose backward half at step k has read the *end* of the text).
 
-The gates are recorded with :func:`lstmkit.engines.recording` (the engine-level hook; recording
-runs the reference engine, which gives the same numbers as the fused one). For an LSTM they are
+The gates are recorded with :func:`lstmkit.inspect.record` (recording runs an engine that
+exposes the gates; all engines give the same numbers). For an LSTM they are
 ``i, f, g, o`` (input gate, forget gate, candidate, output gate) with the cell ``c`` and the
 output ``h``; for a GRU ``r, z, n`` and ``h``. Padding steps are cut off: only the text's
 tokens are shown.
@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lstmkit import engines
+from lstmkit import inspect as glassbox
 from lstmkit.apps.sentiment.data import LABELS
 from lstmkit.apps.sentiment.model import SentimentClassifier
 from lstmkit.data.text import pad_sequences
@@ -64,7 +64,8 @@ class LayerRecord:
 
     @property
     def title(self) -> str:
-        return self.name if self.direction == "forward" else f"{self.name} ({self.direction})"
+        plain = self.direction == "forward" or self.direction in self.name
+        return self.name if plain else f"{self.name} ({self.direction})"
 
 
 @dataclass
@@ -103,14 +104,12 @@ def explain(classifier: SentimentClassifier, text: str) -> Explanation:
     tokens = [w if k else f"{w}?" for w, k in zip(words, known)]
     assert [vocabulary[i] for i in ids if i > 1] == [w for w, k in zip(words, known) if k]
 
-    runs: list[LayerRecord] = []
-
-    def sink(owner: object, direction: str, record: dict, mask: object) -> None:
-        gates = {k: v[0, -n:].detach().cpu().numpy() for k, v in record.items()}  # (n, H)
-        runs.append(LayerRecord(getattr(owner, "name", type(owner).__name__), direction, gates))
-
-    with engines.recording(sink):
+    with glassbox.record(model) as recording:
         p_positive = float(model.predict(row[None], verbose=0).reshape(-1)[0])
+    runs = [  # the text's n steps of each trace: (n, H) per gate, padding steps cut off
+        LayerRecord(t.name, t.direction, {g: t[g][0, -n:].numpy() for g in t.gates})
+        for t in recording.traces()
+    ]
 
     prefixes = pad_sequences(
         [[], *(ids[: k + 1] for k in range(n))],
@@ -154,13 +153,15 @@ def _cell(value: float) -> Text:
 
 
 def print_explanation(expl: Explanation, console: Console, layer: int = -1) -> None:
-    """The token-by-token table: both prediction readings and one layer's mean gates."""
+    """The token-by-token table: the prediction after each token and one layer's gates."""
     confidence = expl.p_positive if expl.label == LABELS[1] else 1 - expl.p_positive
     console.print(
         f"[bold]{expl.label}[/bold] ({confidence:.1%}; p(positive) = {expl.p_positive:.3f}) "
         f"for: {expl.text[:200]!r}"
     )
     run = expl.layers[layer] if expl.layers else None
+    # The head reading gets a column only where it tells something the prefix reading does not.
+    head_differs = expl.head is not None and float(np.abs(expl.head - expl.prefix).max()) >= 0.01
     title = "How p(positive) moved, token by token"
     if run is not None:
         title += f"; gates of '{run.title}' (mean over units; |x|: mean magnitude)"
@@ -168,7 +169,7 @@ def print_explanation(expl: Explanation, console: Console, layer: int = -1) -> N
     table.add_column("token", min_width=min(max(len(t) for t in expl.tokens), 16))
     table.add_column("prefix", justify="right")
     table.add_column("Δ", justify="right")
-    if expl.head is not None:
+    if head_differs:
         table.add_column("head", justify="right")
     gate_names = list(run.gates) if run is not None else []
     for g in gate_names:
@@ -180,23 +181,22 @@ def print_explanation(expl: Explanation, console: Console, layer: int = -1) -> N
         previous = p
         colour = "green" if delta > 0.05 else "red" if delta < -0.05 else "default"
         row: list[Text | str] = [token, f"{p:.3f}", Text(f"{delta:+.3f}", style=colour)]
-        if expl.head is not None:
+        if head_differs:
             row.append(f"{float(expl.head[k]):.3f}")
         for g in gate_names:
             row.append(_cell(summary(g, run.gates[g][k])))
         table.add_row(*row)
     console.print(table)
-    console.print(
-        f"prefix: p(positive) of the classifier on the text up to the token; Δ: the token's "
-        f"change (the first against the empty text's {expl.prior:.3f})"
-        + (
-            "; head: the Dense head on the last layer's h at that step"
-            if expl.head is not None
-            else ""
-        )
-        + ". A '?' marks a word the model does not know.",
-        soft_wrap=False,
-    )
+    notes = [
+        "prefix: p(positive) of the classifier on the text up to the token",
+        f"Δ: the token's change (the first against the empty text's {expl.prior:.3f})",
+    ]
+    if head_differs:
+        notes.append("head: the Dense head on the last layer's h at that step")
+    elif expl.head is not None:
+        notes.append("the Dense head on the last layer's h at each step agrees within 0.01")
+    notes.append("'?' marks a word the model does not know.")
+    console.print("; ".join(notes))
 
 
 # -- PNG -----------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 ``train(config)`` does, in order:
 
 1. seed everything (``config.seed``) and load the fixed splits;
-2. learn the tokenizer's vocabulary on the training split only;
+2. learn the tokenizer's vocabulary on the training split only (words seen ``min_count`` times);
 3. build the network of ``config.arch`` and ``fit`` it with a progress bar, early stopping on
    ``config.monitor`` over the validation split and the best epoch's weights restored;
 4. measure accuracy on the movie-review test split and on the Amazon sentences (out of domain);
@@ -106,7 +106,9 @@ def train(
         torch.set_num_threads(config.threads)
     set_random_seed(config.seed)
     data = load_data(config.data_dir, config.train_limit)
-    tokenizer = Tokenizer.adapt(data.train.texts, config.max_tokens, config.maxlen)
+    tokenizer = Tokenizer.adapt(
+        data.train.texts, config.max_tokens, config.maxlen, min_count=config.min_count
+    )
     if verbose:
         console.print(
             f"[bold]Sentiment[/bold]: {len(data.train):,} training / {len(data.validation):,} "
