@@ -377,6 +377,7 @@ def save_training_state(model: Any, filepath: Any, *, epoch: int, batch: int) ->
         "python_random": _py_state_to_json(random.getstate()),
         "numpy_random": _np_state_to_json(np.random.get_state()),
         "model_config": json.dumps(_nameless(_model_spec(model)), sort_keys=True),
+        "world_size": _world_size(model),
     }
     rng = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -386,6 +387,11 @@ def save_training_state(model: Any, filepath: Any, *, epoch: int, batch: int) ->
     blob = _archive(model, include_optimizer=True, extra=extra, kind="training_state")
     with atomic_write(Path(os.fspath(filepath))) as fh:
         fh.write(blob)
+
+
+def _world_size(model: Any) -> int:
+    trainer = getattr(model, "_trainer", None)
+    return trainer.strategy.world_size if trainer is not None else 1
 
 
 def _model_spec(model: Any) -> Any:
@@ -442,6 +448,13 @@ def restore_training_state(model: Any, filepath: Any) -> None:
                 f"{path}: this backup was written by a different model "
                 f"(architecture differs); refusing to restore it. Delete the "
                 f"backup directory to start over."
+            )
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != _world_size(model):
+            raise ModelFileError(
+                f"{path}: this backup was written by {saved_world} process(es) but this run "
+                f"has {_world_size(model)}; the data position would not match. Resume with "
+                f"the same number of processes."
             )
         blob = zf.read("model.safetensors")
         tensors = _read_tensors(blob, "model.safetensors", path)

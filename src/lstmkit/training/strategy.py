@@ -36,6 +36,10 @@ class Strategy:
         """Sum tensors across processes (identity here)."""
         return tensors
 
+    def broadcast_int(self, value: int) -> int:
+        """Rank 0's ``value`` on every process (the value itself here)."""
+        return value
+
     def barrier(self) -> None:
         """Wait for every process (no-op here)."""
 

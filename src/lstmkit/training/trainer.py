@@ -373,6 +373,9 @@ class Trainer:
                 )
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         strategy = self.strategy
+        batch_size = self._local_batch_size(batch_size)
+        if strategy.world_size > 1:
+            seed = strategy.broadcast_int(seed)  # one shuffling order for every process
         data = data_mod.adapt(
             x,
             y,
@@ -387,9 +390,12 @@ class Trainer:
         )
         val = None
         if validation_data is not None:
-            val = self._adapt_eval(
-                validation_data, validation_batch_size or batch_size, validation_steps
+            val_bs = (
+                self._local_batch_size(validation_batch_size)
+                if validation_batch_size
+                else batch_size
             )
+            val = self._adapt_eval(validation_data, val_bs, validation_steps)
         history = callbacks_mod.History()
         cbs = callbacks_mod.CallbackList(
             # History last, as Keras 3: it records the logs after the other callbacks (e.g.
@@ -452,6 +458,20 @@ class Trainer:
             model.eval()  # Keras: outside fit the model runs in inference mode
         cbs.on_train_end(logs)
         return history
+
+    def _local_batch_size(self, batch_size: int | None) -> int:
+        """This process's share of the (global, as in Keras) ``batch_size``."""
+        if batch_size is None:
+            batch_size = 32
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        world = self.strategy.world_size
+        if batch_size % world:
+            raise ValueError(
+                f"batch_size={batch_size} is the global batch and must be divisible "
+                f"by the number of processes ({world})"
+            )
+        return batch_size // world
 
     def _adapt_eval(self, validation_data: Any, batch_size: int | None, steps: int | None) -> Any:
         if isinstance(validation_data, tuple) and len(validation_data) in (2, 3):
@@ -519,7 +539,7 @@ class Trainer:
             x,
             y,
             sample_weight,
-            batch_size=batch_size,
+            batch_size=self._local_batch_size(batch_size),
             steps=steps,
             rank=self.strategy.rank,
             world_size=self.strategy.world_size,
