@@ -97,19 +97,18 @@ def test_torchrun_restarts_a_killed_worker_and_completes(tmp_path: Path) -> None
     clean = tmp_path / "clean"
     res = _torchrun(clean, "--backup", str(tmp_path / "b1"), "--save-freq", "2")
     assert res.returncode == 0, res.stderr[-3000:]
-    run = tmp_path / "run"
-    res = _torchrun(
-        run,
-        "--backup",
-        str(tmp_path / "b2"),
-        "--save-freq",
-        "2",
-        "--kill-at",
-        "1:5",
-        "--kill-rank",
-        "1",
-        restarts=1,
-    )
+    for attempt in range(2):
+        run = tmp_path / f"run{attempt}"
+        res = _torchrun(
+            run,
+            *("--backup", str(tmp_path / f"b2-{attempt}"), "--save-freq", "2"),
+            *("--kill-at", "1:5", "--kill-rank", "1"),
+            restarts=1,
+        )
+        # On a heavily loaded machine gloo's rendezvous after the restart can time out; that is
+        # the infrastructure, not lstmkit: try once more, and fail on anything else.
+        if res.returncode == 0 or "timeout" not in res.stderr.lower():
+            break
     assert res.returncode == 0, res.stderr[-3000:]
     assert (run / "attempt-rank1-1").exists()  # torchrun started the group a second time
     a = _weights(clean / "weights-rank0.safetensors")
