@@ -48,6 +48,8 @@ logger = logging.getLogger("lstmkit")
 
 SOURCE = Path(__file__).with_name("csrc") / "compiled.cpp"
 EXTRA_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-DNDEBUG"]
+if platform.machine() in ("x86_64", "AMD64"):
+    EXTRA_CFLAGS.append("-mprefer-vector-width=512")  # gcc defaults to 256 bits on AVX-512
 EXTRA_LDFLAGS = ["-fopenmp"]
 
 _lock = threading.Lock()
@@ -181,7 +183,7 @@ class _LSTMSequence(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         ops = load_extension()
         params = (b_hh, peephole, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b, w_hr, rec_mask, mask)
-        saved = ops.lstm_forward(xw, h0, c0, w_hh, *params, coupled, reverse, zero_output)
+        saved = ops.lstm_forward(xw, h0, c0, w_hh, *params, coupled, reverse, zero_output, True)
         hbuf, cbuf, gates, tc, out = saved[:5]
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(w_hh, *params, hbuf, cbuf, gates, out)
@@ -236,7 +238,7 @@ class _GRUSequence(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor, Tensor]:
         flags = (reset_after, reverse, zero_output)
         hbuf, gates, hn, out = load_extension().gru_forward(
-            xw, h0, w_hh, b_hh, rec_mask, mask, *flags
+            xw, h0, w_hh, b_hh, rec_mask, mask, *flags, True
         )
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(w_hh, b_hh, rec_mask, mask, hbuf, gates, out)
@@ -270,7 +272,8 @@ class _RNNSequence(torch.autograd.Function):
         zero_output: bool,
     ) -> tuple[Tensor, Tensor]:
         flags = (relu, reverse, zero_output)
-        hbuf, hcomp, out = load_extension().rnn_forward(xw, h0, w_hh, b_hh, rec_mask, mask, *flags)
+        ops = load_extension()
+        hbuf, hcomp, out = ops.rnn_forward(xw, h0, w_hh, b_hh, rec_mask, mask, *flags, True)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(w_hh, b_hh, rec_mask, mask, hbuf, out)
         ctx.hcomp, ctx.flags = hcomp, flags
@@ -305,6 +308,13 @@ def _input_projection(cell: RecurrentCell, x: Tensor, dropout_mask: Tensor | Non
     if dropout_mask is not None:
         xt = xt * dropout_mask  # (B, I) broadcasts over T
     return cell.input_transform(xt).contiguous()
+
+
+def _needs_graph(record: bool, *tensors: Tensor | None) -> bool:
+    """Whether the run must keep every step's gates: for recording, or for a backward pass."""
+    if record:
+        return True
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def _states(buf: Tensor, reverse: bool) -> Tensor:
@@ -377,9 +387,11 @@ class CompiledEngine(Engine):
         if cell.kind == "lstm":
             return self._run_lstm(cell, xw, state, rec_mask, mask, flags, opts.record)
         if cell.kind == "gru":
-            hbuf, gates, out = _GRUSequence.apply(
-                xw, state[0], cell.weight_hh, cell.bias_hh, rec_mask, mask, cell.reset_after, *flags
-            )
+            args = (xw, state[0], cell.weight_hh, cell.bias_hh, rec_mask, mask, cell.reset_after)
+            if _needs_graph(opts.record, *args[:4]):
+                hbuf, gates, out = _GRUSequence.apply(*args, *flags)
+            else:  # inference: nothing per step is kept
+                hbuf, gates, _, out = load_extension().gru_forward(*args, *flags, False)
             record = None
             if opts.record:
                 h = cell.hidden_size
@@ -390,9 +402,11 @@ class CompiledEngine(Engine):
                 record["h"] = _states(hbuf, opts.reverse).transpose(0, 1)
         else:
             relu = activations.is_default(cell.activation, "relu")
-            hbuf, out = _RNNSequence.apply(
-                xw, state[0], cell.weight_hh, cell.bias_hh, rec_mask, mask, relu, *flags
-            )
+            args = (xw, state[0], cell.weight_hh, cell.bias_hh, rec_mask, mask, relu)
+            if _needs_graph(opts.record, *args[:4]):
+                hbuf, out = _RNNSequence.apply(*args, *flags)
+            else:
+                hbuf, _, out = load_extension().rnn_forward(*args, *flags, False)
             record = {"h": _states(hbuf, opts.reverse).transpose(0, 1)} if opts.record else None
         outputs = (out if mask is not None else _states(hbuf, opts.reverse)).transpose(0, 1)
         return SequenceResult(outputs, (_final(hbuf, opts.reverse),), record)
@@ -418,20 +432,12 @@ class CompiledEngine(Engine):
             peephole = torch.stack([cell.peephole_i, f, cell.peephole_o])  # (3, H)
         ln = cell.layer_norm_weights()
         ln_args = (ln.hh_weight, ln.hh_bias, ln.c_weight, ln.c_bias) if ln else (None,) * 4
-        hbuf, cbuf, gates, out = _LSTMSequence.apply(
-            xw,
-            state[0],
-            state[1],
-            cell.weight_hh,
-            cell.bias_hh,
-            peephole,
-            *ln_args,
-            cell.weight_hr,
-            rec_mask,
-            mask,
-            cell.coupled,
-            *flags,
-        )
+        args = (xw, state[0], state[1], cell.weight_hh, cell.bias_hh, peephole, *ln_args)
+        args += (cell.weight_hr, rec_mask, mask, cell.coupled)
+        if _needs_graph(record, *args[:11]):
+            hbuf, cbuf, gates, out = _LSTMSequence.apply(*args, *flags)
+        else:  # inference: the gates of a step live in a scratch that stays in cache
+            hbuf, cbuf, gates, _, out = load_extension().lstm_forward(*args, *flags, False)[:5]
         outputs = (out if mask is not None else _states(hbuf, reverse)).transpose(0, 1)
         rec = None
         if record:

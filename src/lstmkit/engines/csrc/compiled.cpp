@@ -27,6 +27,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -95,15 +98,38 @@ inline void gemm(bool bt, int64_t M, int64_t N, int64_t K, const double* A, int6
   dgemm_(bt ? "T" : "N", "N", &m, &n, &k, &one, B, &la, A, &lb, &beta, C, &lc);
 }
 
+// The per-step product with a fixed weight, C (M, N) = A (M, K) · op(W) + beta·C, for the M rows
+// of one chunk. (MKL's packed GEMM, packing W once per sequence, was measured: 2× slower at
+// M = 32 rows, H = 128; +6% at H = 256 forward only. So W is not packed.)
+template <typename T>
+class FixedGemm {
+ public:
+  FixedGemm(bool w_transposed, int64_t M, int64_t N, int64_t K, const T* W, int64_t ldw)
+      : wt_(w_transposed), M_(M), N_(N), K_(K), W_(W), ldw_(ldw) {}
+  void operator()(const T* A, int64_t lda, T beta, T* C, int64_t ldc) const {
+    gemm(wt_, M_, N_, K_, A, lda, W_, ldw_, beta, C, ldc);
+  }
+
+ private:
+  bool wt_;
+  int64_t M_, N_, K_;
+  const T* W_;
+  int64_t ldw_;
+};
+
 // ------------------------------------------------------------------------------------------
 // Activations. float: branch-free versions that the compiler vectorises (Cephes' expf
 // polynomial, ≤ 2 ulp; tanh via a small-argument polynomial). double: the C library (exact to
 // the last bit or so, used for gradcheck and the 1e-10 comparisons).
 // ------------------------------------------------------------------------------------------
 
+// Written so that GCC vectorises the loops that call it: no std::min/max (they return
+// references), no std::floor (not vectorised under trapping math), a bit cast for 2^n.
 inline float exp_approx(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);  // x = n·ln2 + r
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  constexpr float kRound = 12582912.0f;  // 1.5·2^23: adding and subtracting rounds to an integer
+  const float n = (x * 1.44269504088896341f + kRound) - kRound;  // x = n·ln2 + r, |r| ≤ ln2/2
   const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -112,18 +138,16 @@ inline float exp_approx(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t bits = (int32_t(n) + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
+  const int32_t bits = (int32_t(n) + 127) << 23;  // 2^n
+  return p * __builtin_bit_cast(float, bits);
 }
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
 
 inline float tanh_(float x) {
-  const float ax = std::fabs(x);
+  const float ax = x < 0.0f ? -x : x;
   const float e = exp_approx(2.0f * ax);
-  const float big = std::copysign(1.0f - 2.0f / (e + 1.0f), x);
+  const float big = 1.0f - 2.0f / (e + 1.0f);
   const float s = x * x;  // |x| < 0.625: x + x^3 P(x^2) (Cephes tanhf)
   float p = -5.70498872745e-3f;
   p = p * s + 2.06390887954e-2f;
@@ -131,7 +155,7 @@ inline float tanh_(float x) {
   p = p * s + 1.33314422036e-1f;
   p = p * s - 3.33332819422e-1f;
   const float small = x + x * s * p;
-  return ax < 0.625f ? small : big;
+  return ax < 0.625f ? small : (x < 0.0f ? -big : big);
 }
 
 inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -184,16 +208,32 @@ void layer_norm_row_backward(const T* dy, const T* gamma, const T* xhat, T rstd,
   for (int64_t k = 0; k < n; ++k) dx[k] = rstd * (dy[k] * gamma[k] - m1 - xhat[k] * m2);
 }
 
+// Denormal numbers flushed to zero while a loop runs (restored after): vanishing gradients of a
+// long sequence otherwise reach 1e-38 and every operation on them is ~100× slower. Values below
+// 1.2e-38 (float) are far under the engines' tolerances.
+class FlushDenormals {
+ public:
+#if defined(__SSE__)
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }  // FTZ | DAZ
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned int saved_;
+#endif
+};
+
 // Run f(chunk, b0, b1) on `chunks` equal chunks of the batch rows, one per thread; a single
 // chunk runs on the calling thread (where the BLAS may use the threads for its GEMMs instead).
 template <typename F>
 void for_row_chunks(int64_t B, int64_t chunks, const F& f) {
   auto bounds = [&](int64_t c) { return std::make_pair(c * B / chunks, (c + 1) * B / chunks); };
   if (chunks <= 1) {
+    FlushDenormals ftz;
     f(0, 0, B);
     return;
   }
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    FlushDenormals ftz;
     for (int64_t c = c0; c < c1; ++c) {
       auto [b0, b1] = bounds(c);
       f(c, b0, b1);
@@ -221,19 +261,20 @@ struct Step {
 // The recurrent product of one step for rows [b0, b0 + R):
 //   out (R, N) = (h ⊙ m_k) W_k^T per gate block k of `rows_per_block` rows of w (N = blocks·HB)
 // with recurrent dropout masks m (Gm, B, P): Gm = 0 none, 1 shared, else one per block.
+// `whole` is the product with the whole weight (used without per-block masks).
 template <typename T>
 void recurrent_product(const T* h, int64_t R, int64_t P, const T* w, int64_t blocks,
                        int64_t rows_per_block, const T* masks, int64_t Gm, int64_t B, int64_t b0,
-                       int64_t mask_block0, T* scratch, T* out, int64_t ldo) {
-  const int64_t N = blocks * rows_per_block;
+                       int64_t mask_block0, T* scratch, T* out, int64_t ldo,
+                       const FixedGemm<T>* whole) {
   if (Gm == 0) {
-    gemm(true, R, N, P, h, P, w, P, T(0), out, ldo);
+    (*whole)(h, P, T(0), out, ldo);
     return;
   }
   if (Gm == 1) {
     const T* m = masks + b0 * P;
     for (int64_t k = 0; k < R * P; ++k) scratch[k] = h[k] * m[k];
-    gemm(true, R, N, P, scratch, P, w, P, T(0), out, ldo);
+    (*whole)(scratch, P, T(0), out, ldo);
     return;
   }
   for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -249,15 +290,14 @@ template <typename T>
 void recurrent_product_backward(const T* dy, int64_t ldy, int64_t R, int64_t P, const T* w,
                                 int64_t blocks, int64_t rows_per_block, const T* masks,
                                 int64_t Gm, int64_t B, int64_t b0, int64_t mask_block0,
-                                T* scratch, T* dh, bool accumulate) {
-  const int64_t N = blocks * rows_per_block;
+                                T* scratch, T* dh, bool accumulate, const FixedGemm<T>* whole) {
   if (Gm == 0) {
-    gemm(false, R, P, N, dy, ldy, w, P, accumulate ? T(1) : T(0), dh, P);
+    (*whole)(dy, ldy, accumulate ? T(1) : T(0), dh, P);
     return;
   }
   if (Gm == 1) {
     const T* m = masks + b0 * P;
-    gemm(false, R, P, N, dy, ldy, w, P, T(0), scratch, P);
+    (*whole)(dy, ldy, T(0), scratch, P);
     for (int64_t k = 0; k < R * P; ++k) dh[k] = (accumulate ? dh[k] : T(0)) + scratch[k] * m[k];
     return;
   }
@@ -345,6 +385,7 @@ template <typename T>
 struct LSTMData {
   int64_t T_, B, H, P, G, GH, Gm;
   bool coupled, reverse, zero_out;
+  bool keep;         // keep every step's gates for backward / recording (else: per-chunk scratch)
   const T* xw;       // (T, B, GH)  W_ih x + b_ih  (LN(W_ih x) + b_ih with layer norm)
   const T* w_hh;     // (GH, P)
   const T* b_hh;     // (GH,) or null
@@ -378,6 +419,14 @@ void lstm_forward_rows(const LSTMData<T>& a, int64_t b0, int64_t b1) {
   const T* p_o = a.peep ? a.peep + 2 * H : zeros.data();
   // Gate blocks in the pre-activations: i, f, g, o (coupled: i, g, o).
   const int64_t off_g = a.coupled ? H : 2 * H, off_o = a.coupled ? 2 * H : 3 * H;
+  std::optional<FixedGemm<T>> whole, proj;  // W_hh h (all gate blocks at once), W_hr m
+  if (a.Gm <= 1) whole.emplace(true, R, GH, P, a.w_hh, P);
+  if (a.w_hr) proj.emplace(true, R, P, H, a.w_hr, H);
+  // Without backward or recording, one step's gates live in a small scratch that stays in cache.
+  std::vector<T> local(a.keep ? 0 : R * (4 * H + H + GH + H + 2));
+  auto row = [&](T* buf, int64_t width, int64_t offset, int64_t tb, int64_t r) {
+    return a.keep ? buf + tb * width : local.data() + R * offset + r * width;
+  };
 
   for (int64_t s = 0; s < T_; ++s) {
     const Step st(s, T_, a.reverse);
@@ -387,16 +436,16 @@ void lstm_forward_rows(const LSTMData<T>& a, int64_t b0, int64_t b1) {
     T* c_next_all = a.cbuf + (st.next * B + b0) * H;
 
     // W_hh h_{t-1} (h_{t-1} ⊙ m with recurrent dropout): (R, GH)
-    recurrent_product(h_prev, R, P, a.w_hh, a.Gm > 1 ? a.G : 1, a.Gm > 1 ? H : GH, a.rmask,
-                      a.Gm, B, b0, 0, scratch.data(), hw.data(), GH);
+    recurrent_product(h_prev, R, P, a.w_hh, a.G, H, a.rmask, a.Gm, B, b0, 0, scratch.data(),
+                      hw.data(), GH, whole ? &*whole : nullptr);
 
     for (int64_t r = 0; r < R; ++r) {
       const int64_t b = b0 + r, tb = st.t * B + b;
       const T* x = a.xw + tb * GH;
       T* z = hw.data() + r * GH;  // pre-activations z = xw + [LN](W_hh h) + b_hh, in place
       if (a.ln_hh_w) {
-        T* xh = a.hh_xhat + tb * GH;
-        a.hh_rstd[tb] = layer_norm_row(z, xh, GH);
+        T* xh = row(a.hh_xhat, GH, 5 * H, tb, r);
+        *row(a.hh_rstd, 1, 5 * H + GH + H, tb, r) = layer_norm_row(z, xh, GH);
         const T *gw = a.ln_hh_w, *gb = a.ln_hh_b;
 #pragma omp simd
         for (int64_t k = 0; k < GH; ++k) z[k] = x[k] + (gw[k] * xh[k] + gb[k] + b_hh[k]);
@@ -406,7 +455,7 @@ void lstm_forward_rows(const LSTMData<T>& a, int64_t b0, int64_t b1) {
       }
       const T* c_prev = c_prev_all + r * H;
       T* c = c_next_all + r * H;
-      T* gi = a.gates + tb * 4 * H;
+      T* gi = row(a.gates, 4 * H, 0, tb, r);
       T* gf = gi + H;
       T* gg = gi + 2 * H;
       T* go = gi + 3 * H;
@@ -437,11 +486,11 @@ void lstm_forward_rows(const LSTMData<T>& a, int64_t b0, int64_t b1) {
           gg[j] = g;
         }
       }
-      T* tcv = a.tc + tb * H;
+      T* tcv = row(a.tc, H, 4 * H, tb, r);
       T* m = a.w_hr ? mrow.data() + r * H : h_next + r * P;  // o_t ⊙ tanh(c_t)
       if (a.ln_c_w) {
-        T* xh = a.c_xhat + tb * H;
-        a.c_rstd[tb] = layer_norm_row(c, xh, H);
+        T* xh = row(a.c_xhat, H, 5 * H + GH, tb, r);
+        *row(a.c_rstd, 1, 5 * H + GH + H + 1, tb, r) = layer_norm_row(c, xh, H);
         const T *gw = a.ln_c_w, *gb = a.ln_c_b;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
@@ -462,7 +511,7 @@ void lstm_forward_rows(const LSTMData<T>& a, int64_t b0, int64_t b1) {
         }
       }
     }
-    if (a.w_hr) gemm(true, R, P, H, mrow.data(), H, a.w_hr, H, T(0), h_next, P);  // h = W_hr m
+    if (a.w_hr) (*proj)(mrow.data(), H, T(0), h_next, P);  // h_t = W_hr m_t
     if (a.mask) {
       carry_masked_state(h_next, h_prev, a.mask, st.t, T_, b0, R, P);
       carry_masked_state(c_next_all, c_prev_all, a.mask, st.t, T_, b0, R, H);
@@ -498,6 +547,9 @@ void lstm_backward_rows(const LSTMData<T>& a, const LSTMGrad<T>& d, int64_t chun
   const T* p_o = a.peep ? a.peep + 2 * H : zeros.data();
   T* dp_i = d.dpeep ? d.dpeep + chunk * 3 * H : nullptr;
   const int64_t off_g = a.coupled ? H : 2 * H, off_o = a.coupled ? 2 * H : 3 * H;
+  std::optional<FixedGemm<T>> whole, proj;  // dz W_hh, dh W_hr
+  if (a.Gm <= 1) whole.emplace(false, R, P, GH, a.w_hh, P);
+  if (a.w_hr) proj.emplace(false, R, H, P, a.w_hr, H);
 
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const Step st(s, T_, a.reverse);
@@ -513,7 +565,7 @@ void lstm_backward_rows(const LSTMData<T>& a, const LSTMGrad<T>& d, int64_t chun
     const T* dmv = dh_step.data();
     if (a.w_hr) {
       std::copy(dh_step.begin(), dh_step.end(), d.dhs + (st.t * B + b0) * P);
-      gemm(false, R, H, P, dh_step.data(), P, a.w_hr, H, T(0), dm.data(), H);
+      (*proj)(dh_step.data(), P, T(0), dm.data(), H);
       dmv = dm.data();
     }
     for (int64_t r = 0; r < R; ++r) {
@@ -597,9 +649,8 @@ void lstm_backward_rows(const LSTMData<T>& a, const LSTMGrad<T>& d, int64_t chun
     // dh_{t-1} = (dz W_hh) ⊙ m, plus the carried gradient where the step was masked.
     const T* src = (a.ln_hh_w ? d.dhw : d.dxw) + (st.t * B + b0) * GH;
     std::vector<T>& dh_prev = dh_step;  // reuse: dh_step is no longer needed
-    recurrent_product_backward(src, GH, R, P, a.w_hh, a.Gm > 1 ? a.G : 1,
-                               a.Gm > 1 ? H : GH, a.rmask, a.Gm, B, b0, 0, scratch.data(),
-                               dh_prev.data(), false);
+    recurrent_product_backward(src, GH, R, P, a.w_hh, a.G, H, a.rmask, a.Gm, B, b0, 0,
+                               scratch.data(), dh_prev.data(), false, whole ? &*whole : nullptr);
     for (int64_t r = 0; r < R; ++r) {
       const bool valid = a.mask == nullptr || a.mask[(b0 + r) * T_ + st.t];
       T* dr = dh.data() + r * P;
@@ -674,6 +725,7 @@ LSTMData<T> lstm_data(const Tensor& xw, const Tensor& w_hh, const Tensor& b_hh,
   a.coupled = coupled;
   a.reverse = reverse;
   a.zero_out = zero_out;
+  a.keep = true;
   a.xw = xw.data_ptr<T>();
   a.w_hh = w_hh.data_ptr<T>();
   a.b_hh = b_hh.defined() ? b_hh.data_ptr<T>() : nullptr;
@@ -697,7 +749,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xw_in, const Tensor& h0, const Te
                                  const OptTensor& ln_hh_b_in, const OptTensor& ln_c_w_in,
                                  const OptTensor& ln_c_b_in, const OptTensor& w_hr_in,
                                  const OptTensor& rmask_in, const OptTensor& mask_in,
-                                 bool coupled, bool reverse, bool zero_out) {
+                                 bool coupled, bool reverse, bool zero_out, bool keep) {
   check_inputs(xw_in, w_hh_in, mask_in);
   const Tensor xw = xw_in.contiguous(), w_hh = w_hh_in.contiguous();
   const Tensor b_hh = contig(b_hh_in), peep = contig(peep_in), ln_hh_w = contig(ln_hh_w_in),
@@ -709,9 +761,10 @@ std::vector<Tensor> lstm_forward(const Tensor& xw_in, const Tensor& h0, const Te
   Tensor hbuf = at::empty({T_ + 1, B, P}, o), cbuf = at::empty({T_ + 1, B, H}, o);
   hbuf[reverse ? T_ : 0].copy_(h0);
   cbuf[reverse ? T_ : 0].copy_(c0);
-  Tensor gates = at::empty({T_, B, 4 * H}, o), tc = at::empty({T_, B, H}, o);
+  const int64_t Tk = keep ? T_ : 0;  // without backward or recording nothing per step is kept
+  Tensor gates = at::empty({Tk, B, 4 * H}, o), tc = at::empty({Tk, B, H}, o);
   Tensor out = mask.defined() ? at::empty({T_, B, P}, o) : at::empty({0}, o);
-  const bool ln = ln_hh_w.defined();
+  const bool ln = ln_hh_w.defined() && keep;
   Tensor hh_xhat = ln ? at::empty({T_, B, xw.size(2)}, o) : at::empty({0}, o);
   Tensor hh_rstd = ln ? at::empty({T_, B}, o) : at::empty({0}, o);
   Tensor c_xhat = ln ? at::empty({T_, B, H}, o) : at::empty({0}, o);
@@ -719,10 +772,11 @@ std::vector<Tensor> lstm_forward(const Tensor& xw_in, const Tensor& h0, const Te
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
     auto a = lstm_data<scalar_t>(xw, w_hh, b_hh, peep, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b, w_hr,
                                  rmask, mask, coupled, reverse, zero_out, H);
+    a.keep = keep;
     a.hbuf = hbuf.data_ptr<scalar_t>();
     a.cbuf = cbuf.data_ptr<scalar_t>();
-    a.gates = gates.data_ptr<scalar_t>();
-    a.tc = tc.data_ptr<scalar_t>();
+    a.gates = mptr<scalar_t>(gates);
+    a.tc = mptr<scalar_t>(tc);
     a.out = mptr<scalar_t>(out);
     a.hh_xhat = mptr<scalar_t>(hh_xhat);
     a.hh_rstd = mptr<scalar_t>(hh_rstd);
@@ -821,6 +875,7 @@ template <typename T>
 struct GRUData {
   int64_t T_, B, H, Gm;
   bool reset_after, reverse, zero_out;
+  bool keep;       // keep every step's gates (else: per-chunk scratch)
   const T* xw;     // (T, B, 3H) W_ih x + b_ih, blocks r, z, n
   const T* w_hh;   // (3H, H)
   const T* b_hh;   // (3H,) or null
@@ -838,23 +893,32 @@ void gru_forward_rows(const GRUData<T>& a, int64_t b0, int64_t b1) {
   std::vector<T> hw(R * G3), scratch(R * H), zeros(G3, T(0));
   const T* b_hh = a.b_hh ? a.b_hh : zeros.data();
   const T* w_hn = a.w_hh + 2 * H * H;
+  // W_hh h for the blocks that see h (r, z, and n with reset_after), and W_hn (r ⊙ h)
+  const int64_t blocks = a.reset_after ? 3 : 2;
+  std::optional<FixedGemm<T>> whole, prod_n;
+  if (a.Gm <= 1) whole.emplace(true, R, blocks * H, H, a.w_hh, H);
+  if (!a.reset_after) prod_n.emplace(true, R, H, H, w_hn, H);
+  std::vector<T> local(a.keep ? 0 : R * 4 * H);
+  auto row = [&](T* buf, int64_t width, int64_t offset, int64_t tb, int64_t r) {
+    return a.keep ? buf + tb * width : local.data() + R * offset + r * width;
+  };
   for (int64_t s = 0; s < T_; ++s) {
     const Step st(s, T_, a.reverse);
     const T* h_prev = a.hbuf + (st.prev * B + b0) * H;
     T* h_next = a.hbuf + (st.next * B + b0) * H;
     if (a.reset_after) {
       // W_hh h_{t-1} for all three blocks: (R, 3H)
-      recurrent_product(h_prev, R, H, a.w_hh, a.Gm > 1 ? 3 : 1, a.Gm > 1 ? H : G3, a.rmask,
-                        a.Gm, B, b0, 0, scratch.data(), hw.data(), G3);
+      recurrent_product(h_prev, R, H, a.w_hh, 3, H, a.rmask, a.Gm, B, b0, 0, scratch.data(),
+                        hw.data(), G3, whole ? &*whole : nullptr);
       for (int64_t r = 0; r < R; ++r) {
         const int64_t tb = st.t * B + b0 + r;
         const T* x = a.xw + tb * G3;
         const T* u = hw.data() + r * G3;
         const T* hp = h_prev + r * H;
-        T* gr = a.gates + tb * G3;
+        T* gr = row(a.gates, G3, 0, tb, r);
         T* gz = gr + H;
         T* gn = gr + 2 * H;
-        T* hnv = a.hn + tb * H;
+        T* hnv = row(a.hn, H, G3, tb, r);
         T* h = h_next + r * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
@@ -871,8 +935,8 @@ void gru_forward_rows(const GRUData<T>& a, int64_t b0, int64_t b1) {
       }
     } else {
       // W_h{r,z} h_{t-1}: (R, 2H); then n needs r ⊙ h first.
-      recurrent_product(h_prev, R, H, a.w_hh, a.Gm > 1 ? 2 : 1, a.Gm > 1 ? H : 2 * H, a.rmask,
-                        a.Gm, B, b0, 0, scratch.data(), hw.data(), G3);
+      recurrent_product(h_prev, R, H, a.w_hh, 2, H, a.rmask, a.Gm, B, b0, 0, scratch.data(),
+                        hw.data(), G3, whole ? &*whole : nullptr);
       const T* m_n = a.Gm == 0 ? nullptr
                                : a.rmask + ((a.Gm > 1 ? 2 : 0) * B + b0) * H;  // mask of n
       for (int64_t r = 0; r < R; ++r) {
@@ -880,9 +944,9 @@ void gru_forward_rows(const GRUData<T>& a, int64_t b0, int64_t b1) {
         const T* x = a.xw + tb * G3;
         const T* u = hw.data() + r * G3;
         const T* hp = h_prev + r * H;
-        T* gr = a.gates + tb * G3;
+        T* gr = row(a.gates, G3, 0, tb, r);
         T* gz = gr + H;
-        T* rh = a.hn + tb * H;
+        T* rh = row(a.hn, H, G3, tb, r);
         const T* mn = m_n ? m_n + r * H : nullptr;
         for (int64_t j = 0; j < H; ++j) {
           const T rv = sigmoid(x[j] + u[j] + b_hh[j]);
@@ -892,14 +956,14 @@ void gru_forward_rows(const GRUData<T>& a, int64_t b0, int64_t b1) {
         }
       }
       // W_hn (r ⊙ h): (R, H), rows of this chunk are contiguous in hn[t].
-      gemm(true, R, H, H, a.hn + (st.t * B + b0) * H, H, w_hn, H, T(0), scratch.data(), H);
+      (*prod_n)(row(a.hn, H, G3, st.t * B + b0, 0), H, T(0), scratch.data(), H);
       for (int64_t r = 0; r < R; ++r) {
         const int64_t tb = st.t * B + b0 + r;
         const T* x = a.xw + tb * G3;
         const T* un = scratch.data() + r * H;
         const T* hp = h_prev + r * H;
-        const T* gz = a.gates + tb * G3 + H;
-        T* gn = a.gates + tb * G3 + 2 * H;
+        const T* gz = row(a.gates, G3, 0, tb, r) + H;
+        T* gn = row(a.gates, G3, 0, tb, r) + 2 * H;
         T* h = h_next + r * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
@@ -932,6 +996,10 @@ void gru_backward_rows(const GRUData<T>& a, const GRUGrad<T>& d, int64_t b0, int
   std::vector<T> dh(R * H, T(0)), carry(a.mask ? R * H : 0, T(0)), dh_step(R * H),
       direct(R * H), drh(R * H), scratch(R * H), zeros(G3, T(0));
   const T* w_hn = a.w_hh + 2 * H * H;
+  const int64_t blocks = a.reset_after ? 3 : 2;
+  std::optional<FixedGemm<T>> whole, prod_n;  // dz W_hh (blocks that see h), dz_n W_hn
+  if (a.Gm <= 1) whole.emplace(false, R, H, blocks * H, a.w_hh, H);
+  if (!a.reset_after) prod_n.emplace(false, R, H, H, w_hn, H);
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const Step st(s, T_, a.reverse);
     incoming_h_grad(dh.data(), carry.data(), dh_step.data(), d.d_hbuf, d.d_out, a.mask, st, T_,
@@ -967,8 +1035,7 @@ void gru_backward_rows(const GRUData<T>& a, const GRUGrad<T>& d, int64_t b0, int
     }
     if (!a.reset_after) {
       // n = tanh(x_n + W_hn (r ⊙ h̃) + b_hn), h̃ = h ⊙ m_n: ∂/∂(r ⊙ h̃) = dzn W_hn
-      gemm(false, R, H, H, d.dxw + (st.t * B + b0) * G3 + 2 * H, G3, w_hn, H, T(0), drh.data(),
-           H);
+      (*prod_n)(d.dxw + (st.t * B + b0) * G3 + 2 * H, G3, T(0), drh.data(), H);
       const T* m_n = a.Gm == 0 ? nullptr : a.rmask + ((a.Gm > 1 ? 2 : 0) * B + b0) * H;
       for (int64_t r = 0; r < R; ++r) {
         const int64_t tb = st.t * B + b0 + r;
@@ -989,11 +1056,9 @@ void gru_backward_rows(const GRUData<T>& a, const GRUGrad<T>& d, int64_t b0, int
       }
     }
     // dh_{t-1} = direct + Σ_k (dz_k W_hk) ⊙ m_k (k over r, z, n with reset_after; r, z else)
-    const int64_t blocks = a.reset_after ? 3 : 2;
     const T* src = (a.reset_after ? d.dhw : d.dxw) + (st.t * B + b0) * G3;
-    recurrent_product_backward(src, G3, R, H, a.w_hh, a.Gm > 1 ? blocks : 1,
-                               a.Gm > 1 ? H : blocks * H, a.rmask, a.Gm, B, b0, 0,
-                               scratch.data(), direct.data(), true);
+    recurrent_product_backward(src, G3, R, H, a.w_hh, blocks, H, a.rmask, a.Gm, B, b0, 0,
+                               scratch.data(), direct.data(), true, whole ? &*whole : nullptr);
     for (int64_t r = 0; r < R; ++r) {
       const bool valid = a.mask == nullptr || a.mask[(b0 + r) * T_ + st.t];
       T* dr = dh.data() + r * H;
@@ -1012,7 +1077,7 @@ void gru_backward_rows(const GRUData<T>& a, const GRUGrad<T>& d, int64_t b0, int
 std::vector<Tensor> gru_forward(const Tensor& xw_in, const Tensor& h0, const Tensor& w_hh_in,
                                 const OptTensor& b_hh_in, const OptTensor& rmask_in,
                                 const OptTensor& mask_in, bool reset_after, bool reverse,
-                                bool zero_out) {
+                                bool zero_out, bool keep) {
   check_inputs(xw_in, w_hh_in, mask_in);
   const Tensor xw = xw_in.contiguous(), w_hh = w_hh_in.contiguous(), b_hh = contig(b_hh_in),
                rmask = contig(rmask_in), mask = contig(mask_in);
@@ -1020,19 +1085,20 @@ std::vector<Tensor> gru_forward(const Tensor& xw_in, const Tensor& h0, const Ten
   auto o = xw.options();
   Tensor hbuf = at::empty({T_ + 1, B, H}, o);
   hbuf[reverse ? T_ : 0].copy_(h0);
-  Tensor gates = at::empty({T_, B, 3 * H}, o), hn = at::empty({T_, B, H}, o);
+  const int64_t Tk = keep ? T_ : 0;
+  Tensor gates = at::empty({Tk, B, 3 * H}, o), hn = at::empty({Tk, B, H}, o);
   Tensor out = mask.defined() ? at::empty({T_, B, H}, o) : at::empty({0}, o);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
     GRUData<scalar_t> a{T_, B, H, rmask.defined() ? rmask.size(0) : 0, reset_after, reverse,
-                        zero_out};
+                        zero_out, keep};
     a.xw = xw.data_ptr<scalar_t>();
     a.w_hh = w_hh.data_ptr<scalar_t>();
     a.b_hh = b_hh.defined() ? b_hh.data_ptr<scalar_t>() : nullptr;
     a.rmask = rmask.defined() ? rmask.data_ptr<scalar_t>() : nullptr;
     a.mask = mask.defined() ? mask.data_ptr<bool>() : nullptr;
     a.hbuf = hbuf.data_ptr<scalar_t>();
-    a.gates = gates.data_ptr<scalar_t>();
-    a.hn = hn.data_ptr<scalar_t>();
+    a.gates = mptr<scalar_t>(gates);
+    a.hn = mptr<scalar_t>(hn);
     a.out = mptr<scalar_t>(out);
     for_row_chunks(B, chunks_for(B),
                    [&](int64_t, int64_t b0, int64_t b1) { gru_forward_rows(a, b0, b1); });
@@ -1060,7 +1126,7 @@ std::vector<Tensor> gru_backward(const Tensor& w_hh_in,
   Tensor dh0 = at::empty({B, H}, o);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
     GRUData<scalar_t> a{T_, B, H, rmask.defined() ? rmask.size(0) : 0, reset_after, reverse,
-                        zero_out};
+                        zero_out, true};
     a.w_hh = w_hh.data_ptr<scalar_t>();
     a.b_hh = b_hh.defined() ? b_hh.data_ptr<scalar_t>() : nullptr;
     a.rmask = rmask.defined() ? rmask.data_ptr<scalar_t>() : nullptr;
@@ -1102,6 +1168,7 @@ template <typename T>
 struct RNNData {
   int64_t T_, B, H, Gm;
   bool relu, reverse, zero_out;
+  bool keep;  // keep h_t as computed (for backward)
   const T* xw;
   const T* w_hh;
   const T* b_hh;
@@ -1117,25 +1184,29 @@ void rnn_forward_rows(const RNNData<T>& a, int64_t b0, int64_t b1) {
   const int64_t R = b1 - b0, H = a.H, B = a.B, T_ = a.T_;
   std::vector<T> hw(R * H), scratch(a.Gm ? R * H : 0), zeros(H, T(0));
   const T* b_hh = a.b_hh ? a.b_hh : zeros.data();
+  const FixedGemm<T> whole(true, R, H, H, a.w_hh, H);
   for (int64_t s = 0; s < T_; ++s) {
     const Step st(s, T_, a.reverse);
     const T* h_prev = a.hbuf + (st.prev * B + b0) * H;
     T* h_next = a.hbuf + (st.next * B + b0) * H;
     recurrent_product(h_prev, R, H, a.w_hh, 1, H, a.rmask, a.Gm > 0 ? 1 : 0, B, b0, 0,
-                      scratch.data(), hw.data(), H);
+                      scratch.data(), hw.data(), H, &whole);
     for (int64_t r = 0; r < R; ++r) {
       const int64_t tb = st.t * B + b0 + r;
       const T* x = a.xw + tb * H;
       const T* u = hw.data() + r * H;
       T* h = h_next + r * H;
-      T* hc = a.hcomp + tb * H;
       if (a.relu) {
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) h[j] = hc[j] = std::max(x[j] + (u[j] + b_hh[j]), T(0));
+        for (int64_t j = 0; j < H; ++j) {
+          const T v = x[j] + (u[j] + b_hh[j]);
+          h[j] = v > T(0) ? v : T(0);
+        }
       } else {
 #pragma omp simd
-        for (int64_t j = 0; j < H; ++j) h[j] = hc[j] = tanh_(x[j] + (u[j] + b_hh[j]));
+        for (int64_t j = 0; j < H; ++j) h[j] = tanh_(x[j] + (u[j] + b_hh[j]));
       }
+      if (a.keep) std::copy(h, h + H, a.hcomp + tb * H);
     }
     if (a.mask) {
       carry_masked_state(h_next, h_prev, a.mask, st.t, T_, b0, R, H);
@@ -1150,6 +1221,7 @@ void rnn_backward_rows(const RNNData<T>& a, const T* d_hbuf, const T* d_out, T* 
   const int64_t R = b1 - b0, H = a.H, B = a.B, T_ = a.T_;
   std::vector<T> dh(R * H, T(0)), carry(a.mask ? R * H : 0, T(0)), dh_step(R * H),
       dh_prev(R * H), scratch(a.Gm ? R * H : 0);
+  const FixedGemm<T> whole(false, R, H, H, a.w_hh, H);
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const Step st(s, T_, a.reverse);
     incoming_h_grad(dh.data(), carry.data(), dh_step.data(), d_hbuf, d_out, a.mask, st, T_, B,
@@ -1168,8 +1240,8 @@ void rnn_backward_rows(const RNNData<T>& a, const T* d_hbuf, const T* d_out, T* 
       }
     }
     recurrent_product_backward(dxw + (st.t * B + b0) * H, H, R, H, a.w_hh, 1, H, a.rmask,
-                               a.Gm > 0 ? 1 : 0, B, b0, 0, scratch.data(), dh_prev.data(),
-                               false);
+                               a.Gm > 0 ? 1 : 0, B, b0, 0, scratch.data(), dh_prev.data(), false,
+                               &whole);
     for (int64_t r = 0; r < R; ++r) {
       const bool valid = a.mask == nullptr || a.mask[(b0 + r) * T_ + st.t];
       T* dr = dh.data() + r * H;
@@ -1189,7 +1261,7 @@ RNNData<T> rnn_data(const Tensor& xw, const Tensor& w_hh, const Tensor& b_hh,
                     const Tensor& rmask, const Tensor& mask, bool relu, bool reverse,
                     bool zero_out, int64_t H) {
   RNNData<T> a{xw.size(0), xw.size(1), H, rmask.defined() ? rmask.size(0) : 0, relu, reverse,
-               zero_out};
+               zero_out, true};
   a.xw = xw.data_ptr<T>();
   a.w_hh = w_hh.data_ptr<T>();
   a.b_hh = b_hh.defined() ? b_hh.data_ptr<T>() : nullptr;
@@ -1202,7 +1274,7 @@ RNNData<T> rnn_data(const Tensor& xw, const Tensor& w_hh, const Tensor& b_hh,
 std::vector<Tensor> rnn_forward(const Tensor& xw_in, const Tensor& h0, const Tensor& w_hh_in,
                                 const OptTensor& b_hh_in, const OptTensor& rmask_in,
                                 const OptTensor& mask_in, bool relu, bool reverse,
-                                bool zero_out) {
+                                bool zero_out, bool keep) {
   check_inputs(xw_in, w_hh_in, mask_in);
   const Tensor xw = xw_in.contiguous(), w_hh = w_hh_in.contiguous(), b_hh = contig(b_hh_in),
                rmask = contig(rmask_in), mask = contig(mask_in);
@@ -1210,12 +1282,13 @@ std::vector<Tensor> rnn_forward(const Tensor& xw_in, const Tensor& h0, const Ten
   auto o = xw.options();
   Tensor hbuf = at::empty({T_ + 1, B, H}, o);
   hbuf[reverse ? T_ : 0].copy_(h0);
-  Tensor hcomp = at::empty({T_, B, H}, o);
+  Tensor hcomp = at::empty({keep ? T_ : 0, B, H}, o);
   Tensor out = mask.defined() ? at::empty({T_, B, H}, o) : at::empty({0}, o);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnn_forward", [&] {
     auto a = rnn_data<scalar_t>(xw, w_hh, b_hh, rmask, mask, relu, reverse, zero_out, H);
+    a.keep = keep;
     a.hbuf = hbuf.data_ptr<scalar_t>();
-    a.hcomp = hcomp.data_ptr<scalar_t>();
+    a.hcomp = mptr<scalar_t>(hcomp);
     a.out = mptr<scalar_t>(out);
     for_row_chunks(B, chunks_for(B),
                    [&](int64_t, int64_t b0, int64_t b1) { rnn_forward_rows(a, b0, b1); });
@@ -1263,8 +1336,8 @@ TORCH_LIBRARY(lstmkit_compiled, m) {
   m.def(
       "lstm_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor? b_hh, Tensor? peephole,"
       " Tensor? ln_hh_w, Tensor? ln_hh_b, Tensor? ln_c_w, Tensor? ln_c_b, Tensor? w_hr,"
-      " Tensor? rec_mask, Tensor? mask, bool coupled, bool reverse, bool zero_output)"
-      " -> Tensor[]",
+      " Tensor? rec_mask, Tensor? mask, bool coupled, bool reverse, bool zero_output,"
+      " bool keep) -> Tensor[]",
       &lstmkit::lstm_forward);
   m.def(
       "lstm_backward(Tensor w_hh, Tensor? b_hh, Tensor? peephole, Tensor? ln_hh_w,"
@@ -1274,7 +1347,7 @@ TORCH_LIBRARY(lstmkit_compiled, m) {
       &lstmkit::lstm_backward);
   m.def(
       "gru_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? rec_mask,"
-      " Tensor? mask, bool reset_after, bool reverse, bool zero_output) -> Tensor[]",
+      " Tensor? mask, bool reset_after, bool reverse, bool zero_output, bool keep) -> Tensor[]",
       &lstmkit::gru_forward);
   m.def(
       "gru_backward(Tensor w_hh, Tensor? b_hh, Tensor? rec_mask, Tensor? mask,"
@@ -1283,7 +1356,7 @@ TORCH_LIBRARY(lstmkit_compiled, m) {
       &lstmkit::gru_backward);
   m.def(
       "rnn_forward(Tensor xw, Tensor h0, Tensor w_hh, Tensor? b_hh, Tensor? rec_mask,"
-      " Tensor? mask, bool relu, bool reverse, bool zero_output) -> Tensor[]",
+      " Tensor? mask, bool relu, bool reverse, bool zero_output, bool keep) -> Tensor[]",
       &lstmkit::rnn_forward);
   m.def(
       "rnn_backward(Tensor w_hh, Tensor? b_hh, Tensor? rec_mask, Tensor? mask,"
