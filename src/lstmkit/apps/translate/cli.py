@@ -1,0 +1,188 @@
+"""``lstmkit translate``: train, evaluate and use the German→English model.
+
+lstmkit translate train [--out runs/translate] [--set units=512 ...] [--config cfg.json]
+lstmkit translate evaluate [--model runs/translate/model.lstmkit] [--beam 5] [--compare]
+lstmkit translate text "Ich habe keine Zeit." [--heatmap attention.png]
+echo "Wie spät ist es?" | lstmkit translate text
+lstmkit translate config          # every setting, its default and what it does
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+DEFAULT_OUT = Path("runs/translate")
+DEFAULT_MODEL = DEFAULT_OUT / "model.lstmkit"
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _load(model: Path):  # -> Translator
+    from lstmkit.apps.translate.decode import Translator
+    from lstmkit.models.saving import ModelFileError
+
+    if not model.exists():
+        _fail(f"no model at {model}; train one with `lstmkit translate train`")
+    try:
+        return Translator.load(model)
+    except (ModelFileError, ValueError) as e:
+        _fail(str(e))
+
+
+def _decoding_overrides(translator, alpha: float | None, beta: float | None) -> None:
+    import dataclasses
+
+    changes = {}
+    if alpha is not None:
+        changes["length_penalty"] = alpha
+    if beta is not None:
+        changes["coverage_penalty"] = beta
+    if changes:
+        translator.cfg = dataclasses.replace(translator.cfg, **changes)
+
+
+@app.command()
+def train(
+    out: Annotated[
+        Path, typer.Option(help="run directory (model, history, backups)")
+    ] = DEFAULT_OUT,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="override a setting: --set key=value (see `lstmkit translate config`)"
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="a JSON file of settings (then --set)")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option(help="discard an earlier run in --out and start over")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="epoch summaries only")] = False,
+) -> None:
+    """Train a model (resumes an interrupted run in --out when run again)."""
+    from lstmkit.apps.translate.config import TranslateConfig
+    from lstmkit.apps.translate.train import describe
+    from lstmkit.apps.translate.train import train as run_training
+
+    try:
+        cfg = TranslateConfig.from_json(config.read_text()) if config else TranslateConfig()
+        cfg = TranslateConfig.from_overrides(set_ or [], base=cfg)
+    except (ValueError, OSError, json.JSONDecodeError) as e:
+        _fail(str(e))
+    typer.echo(f"configuration: {json.dumps(cfg.to_dict())}")
+    try:
+        result = run_training(cfg, out, fresh=fresh, verbose=2 if quiet else 1)
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted; run the same command again to resume from {out / 'backup'}")
+        raise typer.Exit(130) from None
+    except ValueError as e:
+        _fail(str(e))
+    if result.resumed:
+        typer.echo("(resumed from a backup)")
+    typer.echo(describe(result))
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", "-m", help="model file")] = DEFAULT_MODEL,
+    split: Annotated[str, typer.Option(help="train, validation or test")] = "test",
+    beam: Annotated[
+        int | None, typer.Option(help="beam width (1: greedy; default: the config's)")
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="length-normalisation exponent α")] = None,
+    beta: Annotated[float | None, typer.Option(help="coverage-penalty weight β")] = None,
+    compare: Annotated[
+        bool, typer.Option(help="score greedy search and the beam side by side")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="only the first N pairs")] = None,
+    output: Annotated[Path | None, typer.Option(help="write the translations to this file")] = None,
+    heatmap: Annotated[
+        Path | None, typer.Option(help="attention heatmap (.png or .html) of sentence --index")
+    ] = None,
+    index: Annotated[int, typer.Option(help="which pair of the split --heatmap shows")] = 0,
+) -> None:
+    """sacreBLEU and chrF on a split, with sacreBLEU's signature."""
+    from lstmkit.apps.translate.data import load_pairs
+    from lstmkit.apps.translate.evaluate import evaluate_split, save_heatmap
+
+    if split not in ("train", "validation", "test"):
+        _fail(f"--split must be train, validation or test, got {split!r}")
+    translator = _load(model)
+    _decoding_overrides(translator, alpha, beta)
+    cfg = translator.cfg
+    beams = [1, beam or cfg.beam_size] if compare else [beam or cfg.beam_size]
+    typer.echo(
+        f"{model}: attention={cfg.attention}, α={cfg.length_penalty}, β={cfg.coverage_penalty}"
+    )
+    for k in beams:
+        scores = evaluate_split(translator, split, beam_size=k, limit=limit)
+        typer.echo(f"\n{split}, {'greedy search' if k == 1 else f'beam search k={k}'}:")
+        for line in scores.lines():
+            typer.echo("  " + line)
+        if output is not None:
+            path = output if len(beams) == 1 else output.with_suffix(f".k{k}{output.suffix}")
+            path.write_text("\n".join(scores.hypotheses) + "\n", encoding="utf-8")
+            typer.echo(f"  translations: {path}")
+    if heatmap is not None:
+        pairs = load_pairs(split, cfg)
+        if not 0 <= index < len(pairs):
+            _fail(f"--index must be in [0, {len(pairs)}), got {index}")
+        result = translator.translate([pairs[index][0]], beam_size=beams[-1])[0]
+        try:
+            typer.echo(f"heatmap: {save_heatmap(result, heatmap)}")
+        except ValueError as e:
+            _fail(str(e))
+
+
+@app.command()
+def text(
+    sentences: Annotated[
+        list[str] | None, typer.Argument(help="German sentences (default: stdin lines)")
+    ] = None,
+    model: Annotated[Path, typer.Option("--model", "-m", help="model file")] = DEFAULT_MODEL,
+    beam: Annotated[int | None, typer.Option(help="beam width (1: greedy)")] = None,
+    alpha: Annotated[float | None, typer.Option(help="length-normalisation exponent α")] = None,
+    beta: Annotated[float | None, typer.Option(help="coverage-penalty weight β")] = None,
+    heatmap: Annotated[
+        Path | None, typer.Option(help="attention heatmap of the first sentence (.png or .html)")
+    ] = None,
+) -> None:
+    """Translate sentences given as arguments, or each line of stdin."""
+    from lstmkit.apps.translate.evaluate import save_heatmap
+
+    translator = _load(model)
+    _decoding_overrides(translator, alpha, beta)
+    lines = list(sentences) if sentences else [line.rstrip("\n") for line in sys.stdin]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = translator.translate(lines, beam_size=beam)
+    for w in caught:
+        typer.secho(f"warning: {w.message}", fg=typer.colors.YELLOW, err=True)
+    for r in results:
+        typer.echo(r.text)
+    if heatmap is not None and results:
+        try:
+            typer.echo(f"heatmap: {save_heatmap(results[0], heatmap)}", err=True)
+        except ValueError as e:
+            _fail(str(e))
+
+
+@app.command("config")
+def show_config() -> None:
+    """List every setting with its default and meaning (use them with train --set)."""
+    from lstmkit.apps.translate.config import TranslateConfig
+
+    for name, (kind, default, help_text) in TranslateConfig.fields_help().items():
+        typer.echo(f"{name} ({kind}, default {default!r}): {help_text}")
