@@ -107,7 +107,8 @@ def test_torchrun_restarts_a_killed_worker_and_completes(tmp_path: Path) -> None
         )
         # On a heavily loaded machine gloo's rendezvous after the restart can time out; that is
         # the infrastructure, not lstmkit: try once more, and fail on anything else.
-        if res.returncode == 0 or "timeout" not in res.stderr.lower():
+        err = res.stderr.lower()
+        if res.returncode == 0 or not any(k in err for k in ("timeout", "timed out", "refused")):
             break
     assert res.returncode == 0, res.stderr[-3000:]
     assert (run / "attempt-rank1-1").exists()  # torchrun started the group a second time
