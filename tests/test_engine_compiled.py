@@ -275,6 +275,36 @@ def test_auto_selection_prefers_compiled_where_fused_cannot_run() -> None:
     assert engines.choose(plain, x, masked).name == "compiled"
 
 
+def test_auto_selection_between_compiled_and_fused() -> None:
+    """Where both run: compiled for training, GRU and SimpleRNN; oneDNN for LSTM inference."""
+    x = torch.randn(2, 3, INPUTS)
+    plain, gru = make_cell("lstm", torch.float32), make_cell("gru", torch.float32)
+    assert engines.choose(plain, x).name == "compiled"
+    assert engines.choose(gru, x).name == "compiled"
+    with torch.no_grad():
+        assert engines.choose(plain, x).name == "fused"
+        assert engines.choose(gru, x).name == "compiled"
+        assert engines.choose(make_cell("lstm_proj", torch.float32), x).name == "compiled"
+    stack = [[plain]]
+    assert engines.choose_stack(stack, x).name == "compiled"
+    with torch.no_grad():
+        assert engines.choose_stack(stack, x).name == "fused"
+
+
+@pytest.mark.parametrize("kind", ["lstm", "lstm_all", "gru", "gru_reset_before", "rnn"])
+def test_inference_path_equals_reference(kind) -> None:
+    """Without gradients nothing per step is stored; the numbers are the same."""
+    cell = make_cell(kind, torch.float64)
+    x = torch.randn(BATCH, STEPS, INPUTS, dtype=torch.float64)
+    state = random_state(cell, BATCH, torch.float64)
+    opts = RunOptions(mask=make_mask("gaps"), reverse=True)
+    with torch.no_grad():
+        got, want = ENGINE.run(cell, x, state, opts), REFERENCE.run(cell, x, state, opts)
+    torch.testing.assert_close(got.outputs, want.outputs, rtol=0, atol=1e-12)
+    for a, b in zip(got.state, want.state):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
 def test_failed_build_warns_once_and_falls_back(monkeypatch) -> None:
     monkeypatch.setattr(compiled, "_ops", None)
     monkeypatch.setattr(compiled, "_error", None)

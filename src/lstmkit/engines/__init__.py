@@ -11,7 +11,8 @@ configuration (``ENGINE_PREFERENCE``); an explicit name is honoured or refused w
 >>> from lstmkit.cells import LSTMCell
 >>> cell = LSTMCell(3, 4)
 >>> res = run(cell, torch.randn(2, 5, 3))
->>> tuple(res.outputs.shape), choose(cell, torch.randn(2, 5, 3)).name
+>>> with torch.no_grad():  # a plain LSTM in inference runs on oneDNN
+...     tuple(res.outputs.shape), choose(cell, torch.randn(2, 5, 3)).name
 ((2, 5, 4), 'fused')
 """
 

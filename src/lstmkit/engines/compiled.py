@@ -295,9 +295,20 @@ _FUSED = FusedEngine()
 
 
 def _beats_fused(cell: RecurrentCell, x: Tensor) -> bool:
-    """Whether this engine is faster than torch's fused kernel for a plain configuration that
-    both run (measured with ``python -m benchmarks``; see benchmarks/RESULTS.md)."""
-    return False
+    """Whether this engine is faster than torch's fused kernel for a configuration both run
+    (measured with ``python -m benchmarks``; figures in benchmarks/RESULTS.md):
+
+    * GRU, SimpleRNN and the projected LSTM: torch has no fast CPU path for them (its GRU
+      trains 10-50x slower), so always;
+    * the plain LSTM in training: yes (parity single-threaded, faster on two threads);
+    * the plain LSTM in inference: no - oneDNN keeps no gates and fuses the gate arithmetic into
+      its GEMM, and is ~1.5x faster.
+    """
+    if cell.kind != "lstm" or cell.weight_hr is not None:
+        return True
+    return torch.is_grad_enabled() and (
+        x.requires_grad or any(p.requires_grad for p in cell.parameters())
+    )
 
 
 def _input_projection(cell: RecurrentCell, x: Tensor, dropout_mask: Tensor | None) -> Tensor:
