@@ -1,0 +1,243 @@
+"""``lstmkit speech synthesize | train | evaluate | transcribe``.
+
+``synthesize`` and ``train`` take one flag per :class:`~.config.SpeechConfig` field (its help text
+from the field), so the CLI and the config cannot drift apart; ``--config FILE.json`` sets fields
+too (flags given on the command line win) and unknown keys are rejected. Errors a user can fix
+(missing data or model file, a file that is not audio, bad values) end the command with a
+one-line message and exit status 1, not a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+
+from lstmkit.apps.speech.config import DEFAULT_MODEL_PATH, SpeechConfig, field_help
+
+app = typer.Typer(
+    help="Connected-digit speech recognition: conv front end + bidirectional LSTMs + CTC.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+DATA_FIELDS = ("data_dir", "n_train", "n_val", "n_test", "n_real", "data_seed", "workers")
+ModelOption = Annotated[
+    Path, typer.Option("--model", "-m", help="Model file written by `lstmkit speech train`.")
+]
+DECODER_HELP = "Decoding: greedy (best path) or beam (CTC prefix beam search)."
+
+
+def _fail(message: str) -> typing.NoReturn:
+    Console(stderr=True, highlight=False).print(f"[red]Error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turns the errors a user can fix into a one-line message and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (FileNotFoundError, ValueError, TypeError, RuntimeError) as e:
+            _fail(str(e))
+
+    return wrapper
+
+
+def _config_flags(fields: tuple[str, ...] | None = None) -> Callable[..., Any]:
+    """Adds one ``--flag`` per :class:`SpeechConfig` field (all, or ``fields``) to a command's
+    signature; the command receives them as keyword arguments."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(SpeechConfig)
+        params = list(inspect.signature(func, eval_str=True).parameters.values())
+        params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        for f in dataclasses.fields(SpeechConfig):
+            if fields is not None and f.name not in fields:
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            decls = [f"{flag}/--no-{f.name.replace('_', '-')}"] if hints[f.name] is bool else [flag]
+            option = typer.Option(f.default, *decls, help=field_help(f.name), show_default=True)
+            params.append(
+                inspect.Parameter(
+                    f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=hints[f.name]
+                )
+            )
+        func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help='JSON file of config fields (e.g. {"epochs": 20}); flags given here win.',
+    ),
+]
+
+
+def _make_config(ctx: typer.Context, config: Path | None, flags: dict[str, Any]) -> SpeechConfig:
+    cfg = SpeechConfig.from_json(config) if config is not None else SpeechConfig()
+    given = {
+        name: value
+        for name, value in flags.items()
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    return cfg.replace(**given)
+
+
+@app.command()
+@_config_flags(DATA_FIELDS)
+@_user_errors
+def synthesize(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    **flags: Any,
+) -> None:
+    """Make the digits corpus (espeak-ng, flite, sox; asterisk's real voice), or reuse it."""
+    from lstmkit.apps.speech.train import synthesize as make_corpus
+    from lstmkit.datasets.digits import SPLITS, load_digits
+
+    cfg = _make_config(ctx, config, flags)
+    manifest = make_corpus(cfg, progress=not quiet)
+    counts = {s: len(load_digits(manifest, s)) for s in SPLITS}
+    typer.echo(f"{manifest}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+
+
+@app.command()
+@_config_flags()
+@_user_errors
+def train(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="0 = results only, 1 = progress bars, 2 = log lines (per epoch and per 50 steps).",
+        ),
+    ] = 1,
+    **flags: Any,
+) -> None:
+    """Synthesise (if needed), featurise, train, score test and real voice, save the model."""
+    from lstmkit.apps.speech.train import train as run_training
+
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"--verbose must be 0, 1 or 2, got {verbose}")
+    cfg = _make_config(ctx, config, flags)
+    result = run_training(cfg, verbose=verbose)
+    if verbose == 0:
+        parts = [
+            f"{split} WER greedy {100 * s['greedy']['wer']:.2f}% beam {100 * s['beam']['wer']:.2f}%"
+            for split, s in result.scores.items()
+        ]
+        typer.echo("  ".join(parts) + (f"  saved {result.path}" if result.path else ""))
+
+
+@app.command()
+@_user_errors
+def evaluate(
+    model: ModelOption = Path(DEFAULT_MODEL_PATH),
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Split to score; repeat for several. One of: test, real, val, train. "
+            "Default: test and real.",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Corpus folder (manifest.jsonl); default: the one the model was trained on.",
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="Folder of cached features; default: the one the model was trained with.",
+        ),
+    ] = None,
+    beam_size: Annotated[int, typer.Option(help="Prefix beam search width.")] = 8,
+    errors: Annotated[
+        int, typer.Option(help="Show this many wrongly transcribed utterances per split.")
+    ] = 5,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the scores as one JSON object.")
+    ] = False,
+) -> None:
+    """Score a saved model: WER, CER and SER with greedy and beam decoding."""
+    from lstmkit.apps.speech.evaluate import Recognizer
+    from lstmkit.apps.speech.features import load_features
+    from lstmkit.datasets.digits import load_digits
+
+    if beam_size < 1:
+        raise ValueError(f"--beam-size must be >= 1, got {beam_size}")
+    rec = Recognizer.load(model)
+    trained = rec.config
+    root = data_dir or Path(trained.get("data_dir", SpeechConfig().data_dir))
+    cache = cache_dir or trained.get("cache_dir", SpeechConfig().cache_dir)
+    results = {}
+    for split in sets or ["test", "real"]:
+        if split not in ("test", "real", "val", "train"):
+            raise ValueError(f"--set must be one of test, real, val, train; got {split!r}")
+        feats = load_features(load_digits(root, split), rec.spec, cache, split, progress=False)
+        results[split] = rec.evaluate(feats, beam_size=beam_size)
+    if as_json:
+        typer.echo(
+            json.dumps({s: {k: r[k] for k in ("n", "greedy", "beam")} for s, r in results.items()})
+        )
+        return
+    console = Console(highlight=False)
+    for split, r in results.items():
+        g, b = r["greedy"], r["beam"]
+        console.print(
+            f"{split} ({r['n']} utterances): greedy WER {100 * g['wer']:.2f}% "
+            f"CER {100 * g['cer']:.2f}% SER {100 * g['ser']:.2f}%  |  beam {beam_size} "
+            f"WER {100 * b['wer']:.2f}% CER {100 * b['cer']:.2f}% SER {100 * b['ser']:.2f}%"
+        )
+        for uid, ref, hyp in r["errors"]["beam"][:errors]:
+            console.print(f"  {uid}: ref {ref!r}  hyp {hyp!r}")
+
+
+@app.command()
+@_user_errors
+def transcribe(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Audio files (WAV, FLAC, … any sample rate, mono or stereo).", show_default=False
+        ),
+    ],
+    model: ModelOption = Path(DEFAULT_MODEL_PATH),
+    decoder: Annotated[str, typer.Option(help=DECODER_HELP)] = "beam",
+    beam_size: Annotated[int, typer.Option(help="Prefix beam search width.")] = 8,
+) -> None:
+    """Print each audio file's transcript (one line each; with several files, ``FILE: text``)."""
+    from lstmkit.apps.speech.evaluate import DECODERS, Recognizer
+
+    if decoder not in DECODERS:
+        raise ValueError(f"--decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+    if beam_size < 1:
+        raise ValueError(f"--beam-size must be >= 1, got {beam_size}")
+    rec = Recognizer.load(model)
+    for path in files:
+        text = rec.transcribe_file(path, decoder, beam_size)
+        typer.echo(f"{path}: {text}" if len(files) > 1 else text)

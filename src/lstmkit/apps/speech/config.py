@@ -1,0 +1,207 @@
+"""The speech application's typed configuration: data, features, model, training, decoding.
+
+Every field is a flag of ``lstmkit speech train`` (``lstm_units`` -> ``--lstm-units``) with the
+help text written here; ``--config FILE.json`` may set any of them. Unknown keys and values of
+the wrong type or range are rejected when the config is made, before any data is read.
+
+The defaults are the configuration behind the figures in ``docs/speech.md``:
+
+* data: 8,000 training utterances from the espeak-ng training voices, 400 validation, 600 test
+  (held-out espeak-ng variants and every flite voice) and 300 real-voice utterances;
+* features: 80 log-mel bands, 25 ms windows every 10 ms, of audio resampled to 8 kHz (telephone
+  band: the real-voice recordings are 8 kHz telephone audio, so every utterance is heard through
+  the same band), normalised per utterance; in training, speed perturbation (half the
+  utterances' frames stretched in time by a factor in [0.9, 1.5]: espeak-ng's slowest voices
+  are faster than careful human speech) and SpecAugment;
+* model: 2 strided 3×3 ``Conv2D`` (32 filters, stride 2 in time and frequency: 40 ms frames) ->
+  3 ``Bidirectional(LSTM(160))`` -> ``Dense(12)`` -> CTC over the 11 words and the blank;
+* training: Adam 1e-3 with warm-up and cosine decay, global gradient-norm clipping, batches of
+  32 utterances of similar length (sorted by length, batch order shuffled every epoch).
+
+>>> cfg = SpeechConfig(epochs=2)
+>>> cfg.lstm_layers, cfg.sample_rate, cfg.epochs
+(3, 8000, 2)
+>>> SpeechConfig.from_dict({"epoch": 2})
+Traceback (most recent call last):
+...
+ValueError: SpeechConfig: unknown key 'epoch'; known keys: augment, batch_size, ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FRONTENDS = ("conv2d", "conv1d")
+BUCKETS = ("exact", "sorted")
+DEFAULT_MODEL_PATH = "runs/speech/model.lstmkit"
+DEFAULT_DATA_DIR = "runs/speech/digits"
+DEFAULT_CACHE_DIR = "runs/speech/features"
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class SpeechConfig:
+    """What ``lstmkit speech synthesize | train`` do; see the module docstring."""
+
+    # -- data --------------------------------------------------------------------------------
+    data_dir: str = _opt(DEFAULT_DATA_DIR, "Folder of the synthesised corpus (manifest + WAVs).")
+    n_train: int = _opt(8000, "Training utterances (espeak-ng training voices).")
+    n_val: int = _opt(400, "Validation utterances (espeak-ng validation voices).")
+    n_test: int = _opt(600, "Test utterances (held-out espeak-ng variants and all flite voices).")
+    n_real: int = _opt(300, "Real-voice test utterances assembled from asterisk's recordings.")
+    data_seed: int = _opt(0, "Seed of the corpus (what is said, by which voice, how).")
+    workers: int = _opt(2, "Processes that render audio in `synthesize`.")
+    # -- features ----------------------------------------------------------------------------
+    cache_dir: str = _opt(DEFAULT_CACHE_DIR, "Folder of the cached log-mel features.")
+    sample_rate: int = _opt(
+        8000, "Audio is resampled to this rate (Hz) before the log-mel features."
+    )
+    n_mels: int = _opt(80, "Mel bands per frame.")
+    win_ms: float = _opt(25.0, "Analysis window (ms).")
+    hop_ms: float = _opt(10.0, "Frame step (ms).")
+    # -- augmentation (training only) --------------------------------------------------------
+    augment: bool = _opt(True, "SpecAugment time and frequency masking in training.")
+    freq_masks: int = _opt(2, "SpecAugment: frequency masks per utterance.")
+    freq_width: int = _opt(12, "SpecAugment: widest frequency mask (bands).")
+    time_masks: int = _opt(2, "SpecAugment: time masks per utterance.")
+    time_width: int = _opt(15, "SpecAugment: widest time mask (frames).")
+    stretch_prob: float = _opt(
+        0.5, "Speed perturbation: probability that an utterance's frames are time-stretched."
+    )
+    stretch_min: float = _opt(0.9, "Speed perturbation: smallest stretch factor (< 1 = faster).")
+    stretch_max: float = _opt(
+        1.5, "Speed perturbation: largest stretch factor (> 1 = slower, as careful speech)."
+    )
+    # -- model -------------------------------------------------------------------------------
+    frontend: str = _opt(
+        "conv2d",
+        "Strided convolutions before the LSTMs: conv2d = over time and frequency (DeepSpeech2); "
+        "conv1d = over time, the mel bands as channels.",
+        FRONTENDS,
+    )
+    conv_filters: int = _opt(32, "Filters of each of the two convolutions.")
+    conv_kernel: int = _opt(3, "Kernel size of the convolutions (in time, and in frequency).")
+    time_stride: int = _opt(2, "Stride in time of each convolution (frames shrink by its square).")
+    lstm_layers: int = _opt(3, "Bidirectional LSTM layers.")
+    lstm_units: int = _opt(160, "Units of each LSTM direction.")
+    dropout: float = _opt(0.15, "Dropout rate after the front end and between LSTM layers.")
+    # -- training ----------------------------------------------------------------------------
+    epochs: int = _opt(10, "Passes over the training utterances.")
+    batch_size: int = _opt(32, "Most utterances per optimiser step.")
+    bucket: str = _opt(
+        "sorted",
+        "Batching: sorted = neighbours in length order share a batch (little padding, masked); "
+        "exact = only utterances of equal length after the front end (masks all true, batches "
+        "of varying size).",
+        BUCKETS,
+    )
+    learning_rate: float = _opt(1e-3, "Adam's peak learning rate.")
+    warmup_steps: int = _opt(300, "Steps of linear learning-rate warm-up (then cosine decay).")
+    clipnorm: float = _opt(5.0, "Global gradient-norm clipping.")
+    seed: int = _opt(0, "Seed of weights, dropout, SpecAugment and batch order.")
+    threads: int = _opt(2, "CPU threads for torch (0 = torch's default).")
+    output: str = _opt(DEFAULT_MODEL_PATH, "Model file to write.")
+    # -- decoding ----------------------------------------------------------------------------
+    beam_size: int = _opt(8, "Prefix beam search width.")
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), hints[f.name])
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(
+                    f"SpeechConfig: {f.name} must be one of {', '.join(choices)}, "
+                    f"got {getattr(self, f.name)!r}"
+                )
+        positive = (
+            "n_train", "n_val", "workers", "sample_rate", "n_mels", "conv_filters",
+            "conv_kernel", "time_stride", "lstm_layers", "lstm_units", "batch_size", "beam_size",
+        )  # fmt: skip
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"SpeechConfig: {name} must be >= 1, got {getattr(self, name)}")
+        non_negative = (
+            "n_test", "n_real", "data_seed", "freq_masks", "freq_width", "time_masks",
+            "time_width", "epochs", "warmup_steps", "seed", "threads",
+        )  # fmt: skip
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ValueError(f"SpeechConfig: {name} must be >= 0, got {getattr(self, name)}")
+        for name in ("win_ms", "hop_ms", "learning_rate", "clipnorm"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SpeechConfig: {name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.stretch_prob <= 1.0:
+            raise ValueError(
+                f"SpeechConfig: stretch_prob must be in [0, 1], got {self.stretch_prob}"
+            )
+        if not 0.0 < self.stretch_min <= self.stretch_max:
+            raise ValueError(
+                f"SpeechConfig: expected 0 < stretch_min <= stretch_max, got "
+                f"{self.stretch_min} and {self.stretch_max}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"SpeechConfig: dropout must be in [0, 1), got {self.dropout}")
+
+    # -- building ----------------------------------------------------------------------------
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SpeechConfig:
+        """A config from a dict of field values; unknown keys raise ``ValueError``."""
+        return cls().replace(**values)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> SpeechConfig:
+        """A config from a JSON object of field values (``--config FILE``)."""
+        try:
+            values = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"SpeechConfig: {path} is not valid JSON: {e}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"SpeechConfig: {path} must hold a JSON object of field values")
+        return cls.from_dict(values)
+
+    def replace(self, **changes: Any) -> SpeechConfig:
+        """A copy with some fields changed; unknown keys raise ``ValueError``."""
+        known = self.field_names()
+        for key in changes:
+            if key not in known:
+                raise ValueError(
+                    f"SpeechConfig: unknown key {key!r}; known keys: {', '.join(sorted(known))}"
+                )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    """Checks a field's value against its annotation (int, float, str or bool)."""
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, hint) and not isinstance(value, bool)
+    if not ok:
+        raise TypeError(f"SpeechConfig: {name} must be {hint.__name__}, got {value!r}")
+
+
+def field_help(name: str) -> str:
+    """The help text of one field (the CLI's flag help), with its choices."""
+    f = {f.name: f for f in dataclasses.fields(SpeechConfig)}[name]
+    choices = f.metadata.get("choices")
+    text = f.metadata["help"]
+    return f"{text} One of: {', '.join(choices)}." if choices else text
