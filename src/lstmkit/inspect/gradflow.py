@@ -106,14 +106,12 @@ def decay_rate(lag: Any, norms: Any, max_lag: int | None = None, floor: float = 
     return float(np.exp(slope))
 
 
-def _cell_of(layer: Any) -> RecurrentCell:
+def _cell_of(layer: Any, input_size: int) -> RecurrentCell:
     if isinstance(layer, RecurrentCell):
         return layer
     if isinstance(layer, KerasRNN):
         if layer.cell is None:
-            raise ValueError(
-                f"gradient_flow: layer {layer.name!r} is not built yet; call it once first"
-            )
+            layer.build((None, None, input_size))
         if layer.go_backwards:
             raise ValueError("gradient_flow: go_backwards layers are not supported")
         return layer.cell
@@ -141,8 +139,8 @@ def gradient_flow(
     """Measure ``‖∂L/∂h_t‖`` and ``‖∂h_T/∂x_t‖`` against the lag for ``layer`` on ``x``.
 
     Args:
-        layer: an lstmkit ``LSTM``/``GRU``/``SimpleRNN`` layer (built) or cell; its weights are
-            copied (the layer itself is not touched).
+        layer: an lstmkit ``LSTM``/``GRU``/``SimpleRNN`` layer (built for ``x`` if it is not
+            yet) or cell; its weights are copied (the layer itself is not changed).
         x: ``(B, T, I)`` inputs (tensor or array).
         loss: ``h_T (B, P) -> scalar``; default a fixed random linear read-out averaged over the
             batch, ``L = mean_b u · h_T`` with a unit vector ``u`` (seeded by ``readout_seed``),
@@ -153,8 +151,8 @@ def gradient_flow(
     Returns:
         A :class:`GradientFlow`.
     """
-    cell = copy.deepcopy(_cell_of(layer)).to(dtype)
     xt = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
+    cell = copy.deepcopy(_cell_of(layer, int(xt.shape[-1]) if xt.dim() else 1)).to(dtype)
     if xt.dim() != 3 or xt.shape[-1] != cell.input_size or xt.shape[1] == 0:
         raise ValueError(
             f"gradient_flow: expected x of shape (B, T, {cell.input_size}) with T >= 1, "
