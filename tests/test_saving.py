@@ -331,3 +331,15 @@ def test_atomic_write_helper(tmp_path: Path) -> None:
         1 / 0
     assert target.read_bytes() == b"abc" and _listing(target.parent) == ["file.bin"]
     assert io.BytesIO  # (io used by other helpers)
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path) -> None:
+    import os
+
+    from lstmkit.utils import atomic_write
+
+    with atomic_write(tmp_path / "report.html", "w") as fh:
+        fh.write("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(tmp_path / "report.html").st_mode & 0o777 == 0o666 & ~mask

@@ -19,6 +19,15 @@ import numpy as np
 import torch
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it; done once, at import
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def set_random_seed(seed: int) -> None:
     """Seed Python's, numpy's and torch's generators (all devices), as Keras's
     ``keras.utils.set_random_seed``: two runs with the same seed give identical weights and
@@ -54,6 +63,8 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        # mkstemp creates the file 0600; give it the permissions open() would have (0666 & ~umask).
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
