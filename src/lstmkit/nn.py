@@ -338,7 +338,7 @@ class _RNNBase(nn.Module):
         state_tensors = self._states_from_hx(hx, x.shape[0], unbatched, x)
         states = self._split_states(state_tensors)
 
-        eng = engines.choose_stack(cells, x, record, self.engine)
+        eng = engines.choose_stack(cells, x, record, engines.for_recording(self.engine, record))
         result = eng.run_stack(
             cells, x, states, dropout=self.dropout, training=self.training, record=record
         )
@@ -405,7 +405,9 @@ class _RNNBase(nn.Module):
         batch = int(batch_sizes[0])
         states = self._states_from_hx(hx, batch, False, data)  # original batch order
         padded, lengths = pad_packed_sequence(packed, batch_first=True)  # (B, T, I), original order
-        eng = engines.choose_stack(cells, padded, record, self.engine)
+        eng = engines.choose_stack(
+            cells, padded, record, engines.for_recording(self.engine, record)
+        )
         if eng.name == "fused":
             # torch's own packed kernel: exactly what torch.nn.LSTM runs.
             if packed.sorted_indices is not None:
@@ -451,7 +453,9 @@ class _RNNBase(nn.Module):
                 opts = RunOptions(
                     mask=mask, reverse=d == 1, zero_output_for_mask=True, record=record
                 )
-                res = engines.run(cell, inputs, states[k][d], opts, self.engine)
+                res = engines.run(
+                    cell, inputs, states[k][d], opts, engines.for_recording(self.engine, record)
+                )
                 outs.append(res.outputs)
                 layer_states.append(res.state)
                 layer_records.append(res.record)

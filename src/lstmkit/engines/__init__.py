@@ -73,6 +73,15 @@ def _get(engine: str) -> Engine:
     return ENGINES[engine]
 
 
+def for_recording(engine: str, record: bool) -> str:
+    """The engine a layer should ask for: its own setting, except that when gates are to be
+    recorded (the glass box, ``return_gates``) an engine that cannot record them yields to
+    ``"auto"``. All engines compute the same numbers, so this changes speed, never results."""
+    if record and engine in ENGINES and not ENGINES[engine].records:
+        return "auto"
+    return engine
+
+
 def choose(
     cell: RecurrentCell, x: Tensor, opts: RunOptions | None = None, engine: str = "auto"
 ) -> Engine:
@@ -144,6 +153,7 @@ __all__ = [
     "choose",
     "choose_stack",
     "emit",
+    "for_recording",
     "recording",
     "recording_active",
     "register",

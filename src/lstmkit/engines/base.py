@@ -72,6 +72,7 @@ class Engine:
     :meth:`run_stack` composes :meth:`run` unless an engine has a faster whole-stack path."""
 
     name: str = "engine"
+    records: bool = True  # whether the engine can return every step's gates (RunOptions.record)
 
     def available(self) -> bool:
         """Whether this engine can run on this machine at all."""

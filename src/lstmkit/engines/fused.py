@@ -70,6 +70,7 @@ class FusedEngine(Engine):
     """torch's fused RNN kernels (oneDNN / cuDNN)."""
 
     name = "fused"
+    records = False
 
     def unsupported(self, cell: RecurrentCell, x: Tensor, opts: RunOptions) -> str | None:
         if not cell.is_plain:

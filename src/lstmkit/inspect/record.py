@@ -27,11 +27,11 @@ Several calls (``predict`` over many batches, a model called twice) are concaten
 batch axis, in call order. Calls with different sequence lengths are right-padded to the longest:
 padded steps hold ``NaN`` and are false in the mask. ``trace.chunks`` keeps the calls unpadded.
 
-Recording needs an engine that exposes the gates: layers left on ``engine="auto"`` pick one by
-themselves (the reference loop, or the compiled engine), and layers explicitly set to an engine
-that cannot record (torch's ``"fused"`` kernels) are switched to ``"auto"`` for the duration of
-the context and restored afterwards (listed in :attr:`Recording.engine_overrides`). All engines
-compute the same numbers (DESIGN.md), so recording changes the speed, never the outputs.
+Recording needs an engine that exposes the gates: while a recording is active, every layer asks
+:func:`lstmkit.engines.for_recording` for its engine, so a layer set to an engine that cannot
+record (torch's ``"fused"`` kernels) runs on the automatic choice instead (the compiled engine or
+the reference loop) — the model itself is never modified, so recordings are safe across threads.
+All engines compute the same numbers (DESIGN.md): recording changes the speed, never the outputs.
 
 Example:
     >>> import torch
@@ -46,7 +46,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -151,21 +150,6 @@ def recurrent_paths(model: nn.Module) -> dict[int, tuple[str, nn.Module]]:
         root = snake_case(type(model).__name__)
     visit(model, root)
     return found
-
-
-@functools.cache
-def _cannot_record(engine_name: str) -> bool:
-    """Whether a named engine refuses to run only because recording was asked for."""
-    from lstmkit.cells import LSTMCell
-
-    engine = engines.ENGINES.get(engine_name)
-    if engine is None or not engine.available():
-        return False
-    cell = LSTMCell(1, 1)
-    x = torch.zeros(1, 1, 1)
-    plain = engine.unsupported(cell, x, engines.RunOptions())
-    recorded = engine.unsupported(cell, x, engines.RunOptions(record=True))
-    return plain is None and recorded is not None
 
 
 def _kind(values: dict[str, Tensor]) -> str:
@@ -367,9 +351,6 @@ class Recording:
         self._traces: dict[str, Trace] = {}
         self._trace_order: dict[str, tuple[int, int]] = {}
         self._context: Any = None
-        self._overridden: list[tuple[nn.Module, str]] = []
-        #: ``(path, engine)`` of layers switched from an engine that cannot record to "auto".
-        self.engine_overrides: list[tuple[str, str]] = []
         #: records emitted inside the context by modules that are not part of ``model``.
         self.ignored = 0
 
@@ -378,12 +359,6 @@ class Recording:
     def __enter__(self) -> Recording:
         if self._context is not None:
             raise RuntimeError("record: this recording is already active (contexts don't nest)")
-        for path, module in self._paths.values():
-            engine = getattr(module, "engine", "auto")
-            if engine != "auto" and _cannot_record(engine):
-                self._overridden.append((module, engine))
-                self.engine_overrides.append((path, engine))
-                module.engine = "auto"
         self._context = engines.recording(self._sink)
         self._context.__enter__()
         return self
@@ -393,9 +368,6 @@ class Recording:
             self._context.__exit__(*exc)
         finally:
             self._context = None
-            for module, engine in reversed(self._overridden):
-                module.engine = engine
-            self._overridden = []
 
     def _sink(
         self, owner: Any, direction: str, record: dict[str, Tensor], mask: Tensor | None

@@ -330,7 +330,8 @@ class RNN(Layer):
             zero_output_for_mask=self.zero_output_for_mask,
             record=record,
         )
-        result = engines.choose(self.cell, x, opts, self.engine).run(self.cell, x, state, opts)
+        engine = engines.choose(self.cell, x, opts, engines.for_recording(self.engine, record))
+        result = engine.run(self.cell, x, state, opts)
         if record:
             engines.emit(self, "backward" if self.go_backwards else "forward", result.record, mask)
         if self.stateful and not in_symbolic_call():
