@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from lstmkit import activations
+from lstmkit import functional as fn
 from lstmkit.cells import RecurrentCell
 from lstmkit.engines.base import Engine, RunOptions, SequenceResult, State
 from lstmkit.engines.fused import FusedEngine
@@ -168,6 +169,7 @@ class _LSTMSequence(torch.autograd.Function):
         h0: Tensor,
         c0: Tensor,
         w_hh: Tensor,
+        b_ih: Tensor | None,
         b_hh: Tensor | None,
         peephole: Tensor | None,
         ln_hh_w: Tensor | None,
@@ -182,7 +184,7 @@ class _LSTMSequence(torch.autograd.Function):
         zero_output: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         ops = load_extension()
-        params = (b_hh, peephole, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b, w_hr, rec_mask, mask)
+        params = (b_ih, b_hh, peephole, ln_hh_w, ln_hh_b, ln_c_w, ln_c_b, w_hr, rec_mask, mask)
         saved = ops.lstm_forward(xw, h0, c0, w_hh, *params, coupled, reverse, zero_output, True)
         hbuf, cbuf, gates, tc, out = saved[:5]
         ctx.set_materialize_grads(False)
@@ -199,12 +201,13 @@ class _LSTMSequence(torch.autograd.Function):
         res = load_extension().lstm_backward(
             w_hh, *params, *ctx.flags, saved, d_hbuf, d_cbuf, d_gates, d_out
         )
-        d_xw, d_h0, d_c0, d_w_hh, d_b_hh, d_peep, d_lhw, d_lhb, d_lcw, d_lcb, d_w_hr = res
+        d_xw, d_h0, d_c0, d_w_hh, d_b_ih, d_b_hh, d_peep, d_lhw, d_lhb, d_lcw, d_lcb, d_w_hr = res
         return (
             d_xw,
             d_h0,
             d_c0,
             d_w_hh,
+            _none_if_empty(d_b_ih),
             _none_if_empty(d_b_hh),
             _none_if_empty(d_peep),
             _none_if_empty(d_lhw),
@@ -229,6 +232,7 @@ class _GRUSequence(torch.autograd.Function):
         xw: Tensor,
         h0: Tensor,
         w_hh: Tensor,
+        b_ih: Tensor | None,
         b_hh: Tensor | None,
         rec_mask: Tensor | None,
         mask: Tensor | None,
@@ -238,21 +242,23 @@ class _GRUSequence(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor, Tensor]:
         flags = (reset_after, reverse, zero_output)
         hbuf, gates, hn, out = load_extension().gru_forward(
-            xw, h0, w_hh, b_hh, rec_mask, mask, *flags, True
+            xw, h0, w_hh, b_ih, b_hh, rec_mask, mask, *flags, True
         )
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(w_hh, b_hh, rec_mask, mask, hbuf, gates, out)
+        ctx.save_for_backward(w_hh, b_ih, b_hh, rec_mask, mask, hbuf, gates, out)
         ctx.hn, ctx.flags = hn, flags
         return hbuf, gates, out
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
-        w_hh, b_hh, rec_mask, mask, hbuf, gates, _ = ctx.saved_tensors
+        w_hh, b_ih, b_hh, rec_mask, mask, hbuf, gates, _ = ctx.saved_tensors
         d_hbuf, d_gates, d_out = grads
-        d_xw, d_h0, d_w_hh, d_b_hh = load_extension().gru_backward(
-            w_hh, b_hh, rec_mask, mask, *ctx.flags, [hbuf, gates, ctx.hn], d_hbuf, d_gates, d_out
+        saved = [hbuf, gates, ctx.hn]
+        d_xw, d_h0, d_w_hh, d_b_ih, d_b_hh = load_extension().gru_backward(
+            w_hh, b_ih, b_hh, rec_mask, mask, *ctx.flags, saved, d_hbuf, d_gates, d_out
         )
-        return d_xw, d_h0, d_w_hh, _none_if_empty(d_b_hh), None, None, None, None, None
+        biases = _none_if_empty(d_b_ih), _none_if_empty(d_b_hh)
+        return d_xw, d_h0, d_w_hh, *biases, None, None, None, None, None
 
 
 class _RNNSequence(torch.autograd.Function):
@@ -264,6 +270,7 @@ class _RNNSequence(torch.autograd.Function):
         xw: Tensor,
         h0: Tensor,
         w_hh: Tensor,
+        b_ih: Tensor | None,
         b_hh: Tensor | None,
         rec_mask: Tensor | None,
         mask: Tensor | None,
@@ -273,20 +280,21 @@ class _RNNSequence(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor]:
         flags = (relu, reverse, zero_output)
         ops = load_extension()
-        hbuf, hcomp, out = ops.rnn_forward(xw, h0, w_hh, b_hh, rec_mask, mask, *flags, True)
+        hbuf, hcomp, out = ops.rnn_forward(xw, h0, w_hh, b_ih, b_hh, rec_mask, mask, *flags, True)
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(w_hh, b_hh, rec_mask, mask, hbuf, out)
+        ctx.save_for_backward(w_hh, b_ih, b_hh, rec_mask, mask, hbuf, out)
         ctx.hcomp, ctx.flags = hcomp, flags
         return hbuf, out
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
-        w_hh, b_hh, rec_mask, mask, hbuf, _ = ctx.saved_tensors
+        w_hh, b_ih, b_hh, rec_mask, mask, hbuf, _ = ctx.saved_tensors
         d_hbuf, d_out = grads
-        d_xw, d_h0, d_w_hh, d_b_hh = load_extension().rnn_backward(
-            w_hh, b_hh, rec_mask, mask, *ctx.flags, [hbuf, ctx.hcomp], d_hbuf, d_out
+        d_xw, d_h0, d_w_hh, d_b_ih, d_b_hh = load_extension().rnn_backward(
+            w_hh, b_ih, b_hh, rec_mask, mask, *ctx.flags, [hbuf, ctx.hcomp], d_hbuf, d_out
         )
-        return d_xw, d_h0, d_w_hh, _none_if_empty(d_b_hh), None, None, None, None, None
+        biases = _none_if_empty(d_b_ih), _none_if_empty(d_b_hh)
+        return d_xw, d_h0, d_w_hh, *biases, None, None, None, None, None
 
 
 # -- the engine ---------------------------------------------------------------------------------
@@ -312,13 +320,17 @@ def _beats_fused(cell: RecurrentCell, x: Tensor) -> bool:
 
 
 def _input_projection(cell: RecurrentCell, x: Tensor, dropout_mask: Tensor | None) -> Tensor:
-    """``W_ih (x ⊙ m) + b_ih`` of every step, time-major ``(T, B, G·H)``, in one GEMM."""
+    """``W_ih (x ⊙ m)`` (``LN(W_ih (x ⊙ m))`` with layer norm) of every step, time-major
+    ``(T, B, G·H)``, in one GEMM. The bias ``b_ih`` is added by the kernel, which also sums its
+    gradient: ``cell.input_transform`` minus the bias."""
+    ln = (cell.ln_ih_weight, cell.ln_ih_bias) if getattr(cell, "layer_norm", False) else None
     if dropout_mask is not None and dropout_mask.dim() == 3:  # one mask per gate block
-        return cell.input_transform(x, dropout_mask).transpose(0, 1).contiguous()
+        xw = fn.input_transform(x, cell.weight_ih, None, layer_norm=ln, dropout_mask=dropout_mask)
+        return xw.transpose(0, 1).contiguous()
     xt = x.transpose(0, 1)  # (T, B, I)
     if dropout_mask is not None:
         xt = xt * dropout_mask  # (B, I) broadcasts over T
-    return cell.input_transform(xt).contiguous()
+    return fn.input_transform(xt, cell.weight_ih, None, layer_norm=ln).contiguous()
 
 
 def _needs_graph(record: bool, *tensors: Tensor | None) -> bool:
@@ -398,8 +410,9 @@ class CompiledEngine(Engine):
         if cell.kind == "lstm":
             return self._run_lstm(cell, xw, state, rec_mask, mask, flags, opts.record)
         if cell.kind == "gru":
-            args = (xw, state[0], cell.weight_hh, cell.bias_hh, rec_mask, mask, cell.reset_after)
-            if _needs_graph(opts.record, *args[:4]):
+            args = (xw, state[0], cell.weight_hh, cell.bias_ih, cell.bias_hh, rec_mask, mask)
+            args += (cell.reset_after,)
+            if _needs_graph(opts.record, *args[:5]):
                 hbuf, gates, out = _GRUSequence.apply(*args, *flags)
             else:  # inference: nothing per step is kept
                 hbuf, gates, _, out = load_extension().gru_forward(*args, *flags, False)
@@ -413,8 +426,8 @@ class CompiledEngine(Engine):
                 record["h"] = _states(hbuf, opts.reverse).transpose(0, 1)
         else:
             relu = activations.is_default(cell.activation, "relu")
-            args = (xw, state[0], cell.weight_hh, cell.bias_hh, rec_mask, mask, relu)
-            if _needs_graph(opts.record, *args[:4]):
+            args = (xw, state[0], cell.weight_hh, cell.bias_ih, cell.bias_hh, rec_mask, mask, relu)
+            if _needs_graph(opts.record, *args[:5]):
                 hbuf, out = _RNNSequence.apply(*args, *flags)
             else:
                 hbuf, _, out = load_extension().rnn_forward(*args, *flags, False)
@@ -443,9 +456,9 @@ class CompiledEngine(Engine):
             peephole = torch.stack([cell.peephole_i, f, cell.peephole_o])  # (3, H)
         ln = cell.layer_norm_weights()
         ln_args = (ln.hh_weight, ln.hh_bias, ln.c_weight, ln.c_bias) if ln else (None,) * 4
-        args = (xw, state[0], state[1], cell.weight_hh, cell.bias_hh, peephole, *ln_args)
-        args += (cell.weight_hr, rec_mask, mask, cell.coupled)
-        if _needs_graph(record, *args[:11]):
+        args = (xw, state[0], state[1], cell.weight_hh, cell.bias_ih, cell.bias_hh, peephole)
+        args += (*ln_args, cell.weight_hr, rec_mask, mask, cell.coupled)
+        if _needs_graph(record, *args[:12]):
             hbuf, cbuf, gates, out = _LSTMSequence.apply(*args, *flags)
         else:  # inference: the gates of a step live in a scratch that stays in cache
             hbuf, cbuf, gates, _, out = load_extension().lstm_forward(*args, *flags, False)[:5]
