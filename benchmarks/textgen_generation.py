@@ -25,6 +25,10 @@ are split between the cores by MKL's OpenMP; this module sets ``OMP_WAIT_POLICY=
 before torch loads (unless already set) so that idle OpenMP threads sleep instead of
 spinning: with spinning threads, a busy machine makes each step tens of times slower.
 
+For the shared harness, :func:`workload` measures the same peers with
+``benchmarks.harness.measure`` (all at the same number of characters per call); register it as
+``WORKLOADS["textgen"] = textgen_generation.workload`` to run ``python -m benchmarks textgen``.
+
 Rounds interleave the methods (so a change in machine load hits all of them); the figure of a
 method is its median over rounds. Besides characters per wall-clock second, the table gives
 characters per CPU second of this process: on a shared machine the wall-clock rate drops when
@@ -132,39 +136,77 @@ def _time(fn: Callable[[], object], chars: int) -> tuple[float, float]:
     return chars / wall, chars / max(cpu, 1e-9)
 
 
-def run(args: argparse.Namespace) -> dict:
-    from lstmkit.apps.textgen.config import SamplingConfig, TextgenConfig
+def _model(path: str = ""):
+    """The model file at ``path``, or fresh weights of the default char config (speed does not
+    depend on the weights) over 71 characters plus padding and [UNK], as the real vocabulary."""
+    from lstmkit.apps.textgen.config import TextgenConfig
     from lstmkit.apps.textgen.data import Vocabulary
-    from lstmkit.apps.textgen.generate import TextGenerator
     from lstmkit.apps.textgen.model import LanguageModel
     from lstmkit.utils import set_random_seed
 
     set_random_seed(0)
-    if args.model and Path(args.model).exists():
-        lm = LanguageModel.load(args.model)
-        source = args.model
-    else:
-        # Speed does not depend on the weights: a fresh 2-layer LSTM(512) over the 71 characters
-        # of the training plays (+ padding and [UNK]).
-        chars = sorted(set("".join(chr(c) for c in range(32, 127)) + "\n—"))[:71]
-        vocab = Vocabulary.build("char", "".join(chars))
-        lm = LanguageModel.create(TextgenConfig(), vocab)
-        source = "random weights, default char config"
-    cfg = lm.config
+    if path and Path(path).exists():
+        return LanguageModel.load(path), path
+    chars = sorted(set("".join(chr(c) for c in range(32, 127)) + "\n—"))[:71]
+    vocab = Vocabulary.build("char", "".join(chars))
+    return LanguageModel.create(TextgenConfig(), vocab), "random weights, default char config"
+
+
+def _methods(path: str, n_fast: int, slow_divisor: int = 1):
+    """``(lm, source, {name: (call, characters per call)})`` of every method."""
+    from lstmkit.apps.textgen.config import SamplingConfig
+    from lstmkit.apps.textgen.generate import TextGenerator
+
+    lm, source = _model(path)
     prompt = lm.vocab.encode(PROMPT, unknown="skip").tolist()
     sampling = SamplingConfig(temperature=1.0, seed=0)
     nn_lstm, eager = _peers(lm)
     fast = {w: TextGenerator(lm, "fast", w) for w in ("fp32", "bf16", "int8")}
     layers = TextGenerator(lm, "layers")
-    n_fast, n_slow = args.chars, max(100, args.chars // args.slow_divisor)
+    n_slow = max(100, n_fast // slow_divisor)
+
+    def fast_call(weights: str) -> Callable[[], object]:
+        return lambda: fast[weights].generate_ids(prompt, n_fast, sampling)
+
     methods: dict[str, tuple[Callable[[], object], int]] = {
         "torch.nn.LSTM per char": (lambda: nn_lstm(prompt, n_slow), n_slow),
         "eager cell": (lambda: eager(prompt, n_slow), n_slow),
         "lstmkit layers": (lambda: layers.generate_ids(prompt, n_slow, sampling), n_slow),
-        "lstmkit fast fp32": (lambda: fast["fp32"].generate_ids(prompt, n_fast, sampling), n_fast),
-        "lstmkit fast bf16": (lambda: fast["bf16"].generate_ids(prompt, n_fast, sampling), n_fast),
-        "lstmkit fast int8": (lambda: fast["int8"].generate_ids(prompt, n_fast, sampling), n_fast),
+        "lstmkit fast fp32": (fast_call("fp32"), n_fast),
+        "lstmkit fast bf16": (fast_call("bf16"), n_fast),
+        "lstmkit fast int8": (fast_call("int8"), n_fast),
     }
+    return lm, source, methods
+
+
+def workload(repeats: int, chars: int = 400) -> list:
+    """Text generation, batch 1 (2x LSTM(512) char model): fast path vs torch.nn.LSTM per char.
+
+    The entry for the shared harness (``benchmarks.workloads.WORKLOADS["textgen"]``): every
+    method generates ``chars`` characters per call; ratios are against ``torch.nn.LSTM per
+    char``, and the fast path's ratio to the eager cell is in the table's notes.
+    """
+    from benchmarks.harness import measure
+
+    _, _, methods = _methods("", chars)
+    table = measure(
+        f"textgen generation, 2x LSTM(512), batch 1, {chars} chars per call",
+        {name: call for name, (call, _) in methods.items()},
+        baseline="torch.nn.LSTM per char",
+        repeats=repeats,
+        warmup=1,
+        samples=chars,
+        note="samples/s = characters/s",
+    )
+    ratio = table.row("eager cell").median / table.row("lstmkit fast fp32").median
+    table.extra["lstmkit fast fp32 vs eager cell"] = f"{ratio:.2f}×"
+    return [table]
+
+
+def run(args: argparse.Namespace) -> dict:
+
+    lm, source, methods = _methods(args.model, args.chars, args.slow_divisor)
+    cfg = lm.config
     by_threads = {}
     for threads in args.threads:
         torch.set_num_threads(threads)

@@ -263,6 +263,21 @@ def test_refusals_name_the_reason() -> None:
     hard = LSTMCell(INPUTS, HIDDEN, recurrent_activation="hard_sigmoid")
     assert "activation" in ENGINE.unsupported(hard, x, RunOptions())
     assert ENGINE.unsupported(make_cell("lstm_all", torch.float32), x, RunOptions()) is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert "autocast" in ENGINE.unsupported(cell, x, RunOptions())
+
+
+def test_autocast_runs_on_another_engine() -> None:
+    """Under bfloat16 autocast the input projection comes out bfloat16, which the kernel does
+    not take: auto-selection must pass the layer to an engine that runs it."""
+    cell = make_cell("lstm_layer_norm", torch.float32)
+    x = torch.randn(2, 3, INPUTS)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        engine = engines.choose(cell, x)
+        assert engine.name != "compiled"
+        out = engine.run(cell, x, cell.initial_state(2), RunOptions())
+    want = ReferenceEngine().run(cell, x, cell.initial_state(2), RunOptions())
+    torch.testing.assert_close(out.outputs.float(), want.outputs, atol=5e-2, rtol=0)
 
 
 def test_auto_selection_prefers_compiled_where_fused_cannot_run() -> None:

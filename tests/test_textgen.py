@@ -366,3 +366,21 @@ def test_train_flags_match_the_config_fields() -> None:
         assert "--" + name.replace("_", "-") in res.output, name
     bad = CliRunner().invoke(app, ["train", "--units", "0"])
     assert bad.exit_code == 1 and "units must be >= 1" in bad.output
+
+
+def test_train_flags_apply_over_the_level_preset(monkeypatch) -> None:
+    import lstmkit.apps.textgen.train as train_mod
+    from lstmkit.apps.textgen.cli import app
+
+    seen: list[TextgenConfig] = []
+
+    def fake_train(cfg: TextgenConfig, **kwargs: object) -> None:
+        seen.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    CliRunner().invoke(app, ["train", "--level", "word", "--steps", "7"])
+    CliRunner().invoke(app, ["train", "--dropout", "0.1"])
+    word, char = seen
+    assert word == TextgenConfig.preset("word").replace(steps=7)
+    assert char == TextgenConfig(dropout=0.1)

@@ -4,21 +4,26 @@ Every cell variant (LSTM plain, peephole, layer norm, CIFG, projection; GRU with
 ``reset_after`` true or false; SimpleRNN with ``tanh`` or ``relu``), masks, both directions,
 input and recurrent dropout masks, float32 and float64, forward and backward, and the gates for
 free: the forward keeps every step's gate activations (the backward needs them) and a recording
-run returns them as views, so ``record=True`` costs nothing.
+run returns them as views of those buffers (``(B, T, H)``, not contiguous), so ``record=True``
+costs nothing. The records are differentiable like the reference engine's.
 
 Per sequence:
 
-* the input projection of every step, ``W_ih x + b_ih`` (with the input layer norm and the input
+* the input projection of every step, ``W_ih x`` (with the input layer norm and the input
   dropout masks), is one ATen GEMM over all ``T·B`` rows, time-major ``(T, B, G·H)``;
-* the C++ loop does, per step, only the recurrent GEMM and one fused elementwise pass, each
-  thread running the whole sequence for its share of the batch rows;
-* the backward loop does only the recurrence; the weight gradients are one GEMM over all steps.
+* the C++ loop does, per step, only the recurrent GEMM and one fused elementwise pass (which
+  adds both biases), each thread running the whole sequence for its share of the batch rows;
+* the backward loop does only the recurrence; the weight gradients are one GEMM over all steps,
+  the bias / gain / peephole gradients sums accumulated inside the loop.
+
+Auto-selection (:meth:`CompiledEngine.declines`): on CPU this engine runs everything it supports,
+except a plain LSTM in inference, which torch's oneDNN kernel runs faster. Never on CUDA.
 
 The extension is compiled on first use with ``torch.utils.cpp_extension`` into
 ``~/.cache/lstmkit/ext-<hash>`` (``$LSTMKIT_EXTENSIONS_DIR`` to move it; ``LSTMKIT_COMPILED=0``
 to switch the engine off). If the compiler or ninja is missing or the build fails, one warning
 is issued and the engine reports itself unavailable, so the others take over. Build it ahead of
-time with ``python -m lstmkit.engines.compiled``.
+time (``make test`` set-up, CI) with ``python -m lstmkit.engines.csrc``.
 """
 
 from __future__ import annotations
@@ -104,7 +109,7 @@ def _build(verbose: bool = False) -> Any:
     if not cpp_extension.is_ninja_available():
         raise RuntimeError("ninja is not installed (torch.utils.cpp_extension needs it)")
     directory.mkdir(parents=True, exist_ok=True)
-    logger.warning("lstmkit: compiling the CPU engine once into %s (about 30 s)", directory)
+    logger.warning("lstmkit: compiling the CPU engine once into %s (15-30 s)", directory)
     start = time.perf_counter()
     cpp_extension.load(
         name=name,
@@ -364,6 +369,8 @@ class CompiledEngine(Engine):
             return f"float32 and float64 only, got {x.dtype}"
         if cell.weight_hh.dtype != x.dtype:
             return f"input dtype {x.dtype} differs from the weights' {cell.weight_hh.dtype}"
+        if torch.is_autocast_enabled(x.device.type):
+            return "autocast (mixed precision) is on; the kernel computes in float32 or float64"
         if x.dim() != 3 or x.shape[0] == 0 or x.shape[1] == 0:
             return "an empty batch or sequence"
         if cell.kind == "rnn":
@@ -477,7 +484,7 @@ class CompiledEngine(Engine):
 
 
 def main() -> None:
-    """``python -m lstmkit.engines.compiled``: build the extension now and report the time."""
+    """``python -m lstmkit.engines.csrc [-v]``: build the extension now and report the time."""
     start = time.perf_counter()
     ops = load_extension(verbose="-v" in sys.argv)
     if ops is None:

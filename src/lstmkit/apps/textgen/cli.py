@@ -26,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 
@@ -94,6 +93,13 @@ def _config_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the flag ``name`` was given (not its default). Compared by name: typer carries
+    its own copy of click, whose ``ParameterSource`` is not ``click.core.ParameterSource``."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 def _set_threads(threads: int) -> None:
     from lstmkit.apps.textgen.train import set_threads
 
@@ -128,11 +134,7 @@ def train(
     """Train a language model on the training plays; checkpoint; score validation and test."""
     from lstmkit.apps.textgen.train import train as run_training
 
-    given = {
-        name: value
-        for name, value in flags.items()
-        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
-    }
+    given = {name: value for name, value in flags.items() if _given(ctx, name)}
     cfg = TextgenConfig.from_json(config) if config is not None else None
     if cfg is None:
         cfg = TextgenConfig.preset(given.get("level", "char"))

@@ -25,6 +25,7 @@ import torch
 
 from lstmkit.apps.textgen.config import TextgenConfig
 from lstmkit.apps.textgen.data import TBPTTBatches, Vocabulary
+from lstmkit.initializers import RandomUniform
 from lstmkit.layers import LSTM, Dense, Dropout, Embedding
 from lstmkit.models import Sequential, load_model
 from lstmkit.training.losses import SparseCategoricalCrossentropy
@@ -34,7 +35,10 @@ ASSET_KEY = "textgen"
 
 def build_model(cfg: TextgenConfig, vocab_size: int) -> Sequential:
     """The network of ``cfg`` for ``vocab_size`` tokens (built, weights initialised)."""
-    layers: list[Any] = [Embedding(vocab_size, cfg.embedding_dim, name="embedding")]
+    init = RandomUniform(-cfg.embedding_init, cfg.embedding_init)
+    layers: list[Any] = [
+        Embedding(vocab_size, cfg.embedding_dim, embeddings_initializer=init, name="embedding")
+    ]
     if cfg.level == "word" and cfg.dropout:
         layers.append(Dropout(cfg.dropout, name="embedding_dropout"))
     for k in range(cfg.layers):

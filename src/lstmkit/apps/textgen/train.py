@@ -75,6 +75,7 @@ class TrainResult:
     wall_s: float
     cpu_s: float
     engine: str
+    precision: str
     validation: dict[str, float]
     test: dict[str, float]
     curve: list[dict[str, float]]
@@ -181,13 +182,14 @@ def train(
     curve_path = path.with_suffix(".curve.csv")
     engine = engine_name(lm)
     n_params = sum(p.numel() for p in model.parameters())
+    precision = cfg.resolved_precision
+    autocast = (
+        torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    )
     say(
         f"textgen {cfg.level}: {len(vocab)} tokens, {len(ids['train']):,} training tokens, "
         f"{cfg.layers}x LSTM({cfg.units}), {n_params:,} parameters, engine {engine}, "
-        f"{torch.get_num_threads()} thread(s), {cfg.precision}"
-    )
-    autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
+        f"{torch.get_num_threads()} thread(s), {precision} training"
     )
     rng = np.random.default_rng(cfg.seed)
     offsets = [0, *rng.integers(0, cfg.seq_len, size=10_000).tolist()]
@@ -308,6 +310,7 @@ def train(
         wall_s=clock.wall_s,
         cpu_s=clock.cpu_s,
         engine=engine,
+        precision=precision,
         validation=validation,
         test=test,
         curve=curve,
