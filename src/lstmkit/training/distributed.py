@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -57,7 +58,13 @@ class DistributedStrategy(Strategy):
         super().__init__(device)
         if not dist.is_initialized():
             backend = "nccl" if device.type == "cuda" else "gloo"
-            dist.init_process_group(backend=backend)
+            store = _attempt_store(self.rank, self.world_size)
+            if store is None:
+                dist.init_process_group(backend=backend)
+            else:
+                dist.init_process_group(
+                    backend=backend, store=store, rank=self.rank, world_size=self.world_size
+                )
         if dist.get_world_size() != self.world_size:
             raise ValueError(
                 f"inconsistent world size: WORLD_SIZE={self.world_size} but the "
@@ -121,3 +128,26 @@ def launch(nproc: int, argv: Sequence[str] | None = None, *, max_restarts: int =
         *cleaned,
     ]
     return subprocess.call(cmd)
+
+
+def _attempt_store(rank: int, world_size: int) -> dist.Store | None:
+    """Under torchrun, the agent's store with its keys prefixed by the restart count.
+
+    torchrun keeps one store for all the attempts of a job, and the process group's keys (the
+    gloo peers' addresses among them) carry no attempt number: after a worker is killed and
+    the group restarted, a new rank can read the address of a dead peer from the previous
+    attempt and fail with "connection refused". A ``PrefixStore`` per attempt keeps each
+    attempt's keys apart. ``None`` outside torchrun (``init_process_group`` reads the
+    environment as usual).
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world_size,
+        is_master=False,
+        timeout=timedelta(minutes=10),
+    )
+    return dist.PrefixStore(f"lstmkit/attempt-{attempt}", store)
