@@ -300,6 +300,8 @@ def test_auto_selection_between_compiled_and_fused() -> None:
         assert engines.choose(plain, x).name == "fused"
         assert engines.choose(gru, x).name == "compiled"
         assert engines.choose(make_cell("lstm_proj", torch.float32), x).name == "compiled"
+    wide = LSTMCell(INPUTS, 1024)  # GEMM-bound: oneDNN measured faster (benchmarks/RESULTS.md)
+    assert engines.choose(wide, x).name == "fused"
     stack = [[plain]]
     assert engines.choose_stack(stack, x).name == "compiled"
     with torch.no_grad():

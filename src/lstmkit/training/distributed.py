@@ -125,9 +125,19 @@ def launch(nproc: int, argv: Sequence[str] | None = None, *, max_restarts: int =
         "--standalone",
         f"--nproc_per_node={nproc}",
         f"--max-restarts={max_restarts}",
-        *cleaned,
+        *_as_script_or_module(cleaned, from_sys_argv=argv is None),
     ]
     return subprocess.call(cmd)
+
+
+def _as_script_or_module(args: list[str], *, from_sys_argv: bool) -> list[str]:
+    """A process started with ``python -m pkg.mod`` is relaunched with ``-m pkg.mod`` too: run as
+    a file, ``pkg/mod.py`` would put ``pkg/`` first on ``sys.path``, where lstmkit's own
+    ``inspect`` package would shadow the standard library's."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if from_sys_argv and spec is not None and spec.name and args:
+        return ["-m", spec.name.removesuffix(".__main__"), *args[1:]]
+    return args
 
 
 def _attempt_store(rank: int, world_size: int) -> dist.Store | None:

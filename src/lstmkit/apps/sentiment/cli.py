@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from lstmkit.apps.parallel import NPROC_HELP, is_chief, relaunch
 from lstmkit.apps.sentiment.config import DEFAULT_MODEL_PATH, SentimentConfig, field_help
 
 app = typer.Typer(
@@ -98,10 +99,15 @@ def train(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the final results line.")
     ] = False,
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help=NPROC_HELP)] = 1,
     **flags: Any,
 ) -> None:
     """Train the classifier (and the TF-IDF baseline); save model + tokenizer in one file."""
     from lstmkit.apps.sentiment.train import train as run_training
+
+    status = relaunch(nproc)
+    if status is not None:
+        raise typer.Exit(status)
 
     cfg = SentimentConfig.from_json(config) if config is not None else SentimentConfig()
     given = {
@@ -111,7 +117,7 @@ def train(
     }
     cfg = cfg.replace(**given)
     result = run_training(cfg, verbose=0 if quiet else 1)
-    if quiet:
+    if quiet and is_chief():
         base = result.baseline
         typer.echo(
             f"test accuracy {result.test_accuracy:.4f}  amazon {result.amazon_accuracy:.4f}"

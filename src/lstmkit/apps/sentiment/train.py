@@ -23,6 +23,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from lstmkit.apps.parallel import is_chief
 from lstmkit.apps.sentiment.config import SentimentConfig
 from lstmkit.apps.sentiment.data import SentimentData, Split, Tokenizer, load_data
 from lstmkit.apps.sentiment.model import SentimentClassifier, build_model
@@ -100,8 +101,13 @@ def train_baseline(data: SentimentData) -> BaselineResult:
 def train(
     config: SentimentConfig, *, verbose: int = 1, console: Console | None = None
 ) -> TrainResult:
-    """Trains, measures and saves (see the module docstring); prints progress and results."""
+    """Trains, measures and saves (see the module docstring); prints progress and results.
+
+    Under torchrun (``--nproc``) every process trains its share of each batch; only the chief
+    (rank 0) prints, fits the baseline and saves the model file."""
     console = console or Console(highlight=False)
+    chief = is_chief()
+    verbose = verbose if chief else 0
     if config.threads:
         torch.set_num_threads(config.threads)
     set_random_seed(config.seed)
@@ -147,7 +153,7 @@ def train(
     amazon_acc = accuracy(classifier, data.amazon)
 
     baseline = None
-    if config.baseline:
+    if config.baseline and chief:
         if verbose:
             console.print(f"Fitting the baseline ({BASELINE_NAME}) …")
         baseline = train_baseline(data)
@@ -170,7 +176,7 @@ def train(
             "amazon_accuracy": baseline.amazon_accuracy,
         },
     }
-    path = str(classifier.save(config.output)) if config.output else None
+    path = str(classifier.save(config.output)) if config.output and chief else None
     result = TrainResult(
         classifier=classifier,
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},

@@ -183,9 +183,7 @@ def train(
     engine = engine_name(lm)
     n_params = sum(p.numel() for p in model.parameters())
     precision = cfg.resolved_precision
-    autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
-    )
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     say(
         f"textgen {cfg.level}: {len(vocab)} tokens, {len(ids['train']):,} training tokens, "
         f"{cfg.layers}x LSTM({cfg.units}), {n_params:,} parameters, engine {engine}, "
