@@ -10,18 +10,15 @@ command with a one-line message and exit status 1, not a traceback.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
 import json
 import sys
-import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from lstmkit.apps.common import config_flags, fail, given_flags, user_errors
 from lstmkit.apps.parallel import NPROC_HELP, is_chief, relaunch
 from lstmkit.apps.sentiment.config import DEFAULT_MODEL_PATH, SentimentConfig, field_help
 
@@ -44,49 +41,9 @@ DataDirOption = Annotated[
 ]
 
 
-def _fail(message: str) -> typing.NoReturn:
-    Console(stderr=True, highlight=False).print(f"[red]Error:[/red] {message}", soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns the errors a user can fix into a one-line message and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (FileNotFoundError, ValueError, TypeError) as e:
-            _fail(str(e))
-
-    return wrapper
-
-
-def _config_flags(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Adds one ``--flag`` per :class:`SentimentConfig` field to ``func``'s signature; ``func``
-    receives them as keyword arguments."""
-    hints = typing.get_type_hints(SentimentConfig)
-    params = list(inspect.signature(func, eval_str=True).parameters.values())
-    params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    for f in dataclasses.fields(SentimentConfig):
-        flag = "--" + f.name.replace("_", "-")
-        decls = [f"{flag}/--no-{f.name.replace('_', '-')}"] if hints[f.name] is bool else [flag]
-        option = typer.Option(f.default, *decls, help=field_help(f.name), show_default=True)
-        params.append(
-            inspect.Parameter(
-                f.name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=option,
-                annotation=hints[f.name],
-            )
-        )
-    func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    return func
-
-
 @app.command()
-@_config_flags
-@_user_errors
+@config_flags(SentimentConfig, field_help)
+@user_errors
 def train(
     ctx: typer.Context,
     config: Annotated[
@@ -110,12 +67,7 @@ def train(
         raise typer.Exit(status)
 
     cfg = SentimentConfig.from_json(config) if config is not None else SentimentConfig()
-    given = {
-        name: value
-        for name, value in flags.items()
-        if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"
-    }
-    cfg = cfg.replace(**given)
+    cfg = cfg.replace(**given_flags(ctx, flags))
     result = run_training(cfg, verbose=0 if quiet else 1)
     if quiet and is_chief():
         base = result.baseline
@@ -127,7 +79,7 @@ def train(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def evaluate(
     model: ModelOption = Path(DEFAULT_MODEL_PATH),
     sets: Annotated[
@@ -174,12 +126,12 @@ def _input_lines(texts: list[str] | None) -> list[str]:
     if texts and texts != ["-"]:
         return texts
     if sys.stdin is None or (texts != ["-"] and sys.stdin.isatty()):
-        _fail("give TEXT arguments, or pipe one text per line on stdin")
+        fail("give TEXT arguments, or pipe one text per line on stdin")
     return sys.stdin.read().splitlines()
 
 
 @app.command()
-@_user_errors
+@user_errors
 def predict(
     texts: Annotated[
         list[str] | None,
@@ -212,7 +164,7 @@ def predict(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def explain(
     text: Annotated[str, typer.Argument(help="The text to explain.", show_default=False)],
     model: ModelOption = Path(DEFAULT_MODEL_PATH),

@@ -23,24 +23,19 @@ ValueError: SentimentConfig: unknown key 'epoch'; known keys: arch, baseline, ..
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import typing
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+
+from lstmkit.apps import common
+from lstmkit.apps.common import ConfigMixin
+from lstmkit.apps.common import config_field as _opt
 
 ARCHS = ("lstm", "bilstm", "gru", "lstm-ln")
 MONITORS = ("val_accuracy", "val_loss")
 DEFAULT_MODEL_PATH = "runs/sentiment/model.lstmkit"
 
 
-def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
-
-
 @dataclass(frozen=True)
-class SentimentConfig:
+class SentimentConfig(ConfigMixin):
     """What ``lstmkit sentiment train`` does; see the module docstring."""
 
     # -- data --------------------------------------------------------------------------------
@@ -97,15 +92,7 @@ class SentimentConfig:
     output: str = _opt(DEFAULT_MODEL_PATH, "Model file to write (model, tokenizer and config).")
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), hints[f.name])
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise ValueError(
-                    f"SentimentConfig: {f.name} must be one of {', '.join(choices)}, "
-                    f"got {getattr(self, f.name)!r}"
-                )
+        self.check_fields()
         positive = (
             "max_tokens",
             "min_count",
@@ -130,64 +117,7 @@ class SentimentConfig:
                 f"SentimentConfig: learning_rate must be > 0, got {self.learning_rate}"
             )
 
-    # -- building ----------------------------------------------------------------------------
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SentimentConfig:
-        """A config from a dict of field values; unknown keys raise ``ValueError``."""
-        return cls().replace(**values)
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> SentimentConfig:
-        """A config from a JSON object of field values (``--config FILE``)."""
-        try:
-            values = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"SentimentConfig: {path} is not valid JSON: {e}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"SentimentConfig: {path} must hold a JSON object of field values")
-        return cls.from_dict(values)
-
-    def replace(self, **changes: Any) -> SentimentConfig:
-        """A copy with some fields changed; unknown keys raise ``ValueError``."""
-        known = self.field_names()
-        for key in changes:
-            if key not in known:
-                raise ValueError(
-                    f"SentimentConfig: unknown key {key!r}; known keys: {', '.join(sorted(known))}"
-                )
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _check_type(name: str, value: Any, hint: Any) -> None:
-    """Checks a field's value against its annotation (int, float, str, bool, or ``X | None``)."""
-    allowed = typing.get_args(hint) or (hint,)
-    if value is None:
-        if type(None) in allowed:
-            return
-    elif isinstance(value, bool):
-        if bool in allowed:
-            return
-    elif isinstance(value, int) and (int in allowed or float in allowed):
-        return
-    elif isinstance(value, float) and float in allowed:
-        return
-    elif isinstance(value, str) and str in allowed:
-        return
-    expected = " or ".join("None" if a is type(None) else a.__name__ for a in allowed)
-    raise TypeError(f"SentimentConfig: {name} must be {expected}, got {value!r}")
-
 
 def field_help(name: str) -> str:
     """The help text of one field (the CLI's flag help)."""
-    f = {f.name: f for f in dataclasses.fields(SentimentConfig)}[name]
-    help_text = f.metadata["help"]
-    choices = f.metadata.get("choices")
-    return f"{help_text} One of: {', '.join(choices)}." if choices else help_text
+    return common.field_help(SentimentConfig, name)

@@ -9,12 +9,7 @@ one-line message and exit status 1, not a traceback.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import inspect
 import json
-import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +17,7 @@ import click
 import typer
 from rich.console import Console
 
+from lstmkit.apps.common import config_flags, user_errors
 from lstmkit.apps.speech.config import DEFAULT_MODEL_PATH, SpeechConfig, field_help
 
 app = typer.Typer(
@@ -35,49 +31,8 @@ ModelOption = Annotated[
     Path, typer.Option("--model", "-m", help="Model file written by `lstmkit speech train`.")
 ]
 DECODER_HELP = "Decoding: greedy (best path) or beam (CTC prefix beam search)."
-
-
-def _fail(message: str) -> typing.NoReturn:
-    Console(stderr=True, highlight=False).print(f"[red]Error:[/red] {message}", soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns the errors a user can fix into a one-line message and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (FileNotFoundError, ValueError, TypeError, RuntimeError) as e:
-            _fail(str(e))
-
-    return wrapper
-
-
-def _config_flags(fields: tuple[str, ...] | None = None) -> Callable[..., Any]:
-    """Adds one ``--flag`` per :class:`SpeechConfig` field (all, or ``fields``) to a command's
-    signature; the command receives them as keyword arguments."""
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        hints = typing.get_type_hints(SpeechConfig)
-        params = list(inspect.signature(func, eval_str=True).parameters.values())
-        params = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        for f in dataclasses.fields(SpeechConfig):
-            if fields is not None and f.name not in fields:
-                continue
-            flag = "--" + f.name.replace("_", "-")
-            decls = [f"{flag}/--no-{f.name.replace('_', '-')}"] if hints[f.name] is bool else [flag]
-            option = typer.Option(f.default, *decls, help=field_help(f.name), show_default=True)
-            params.append(
-                inspect.Parameter(
-                    f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=hints[f.name]
-                )
-            )
-        func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        return func
-
-    return decorate
+# The speech commands also report a RuntimeError as a one-line message.
+_user_errors = user_errors(also=(RuntimeError,))
 
 
 ConfigOption = Annotated[
@@ -100,7 +55,7 @@ def _make_config(ctx: typer.Context, config: Path | None, flags: dict[str, Any])
 
 
 @app.command()
-@_config_flags(DATA_FIELDS)
+@config_flags(SpeechConfig, field_help, DATA_FIELDS)
 @_user_errors
 def synthesize(
     ctx: typer.Context,
@@ -119,7 +74,7 @@ def synthesize(
 
 
 @app.command()
-@_config_flags()
+@config_flags(SpeechConfig, field_help)
 @_user_errors
 def train(
     ctx: typer.Context,

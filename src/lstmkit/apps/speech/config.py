@@ -29,12 +29,11 @@ ValueError: SpeechConfig: unknown key 'epoch'; known keys: augment, batch_size, 
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import typing
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+
+from lstmkit.apps import common
+from lstmkit.apps.common import ConfigMixin
+from lstmkit.apps.common import config_field as _opt
 
 FRONTENDS = ("conv2d", "conv1d")
 BUCKETS = ("exact", "sorted")
@@ -43,12 +42,8 @@ DEFAULT_DATA_DIR = "runs/speech/digits"
 DEFAULT_CACHE_DIR = "runs/speech/features"
 
 
-def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
-
-
 @dataclass(frozen=True)
-class SpeechConfig:
+class SpeechConfig(ConfigMixin):
     """What ``lstmkit speech synthesize | train`` do; see the module docstring."""
 
     # -- data --------------------------------------------------------------------------------
@@ -113,15 +108,7 @@ class SpeechConfig:
     beam_size: int = _opt(8, "Prefix beam search width.")
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            _check_type(f.name, getattr(self, f.name), hints[f.name])
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise ValueError(
-                    f"SpeechConfig: {f.name} must be one of {', '.join(choices)}, "
-                    f"got {getattr(self, f.name)!r}"
-                )
+        self.check_fields()
         positive = (
             "n_train", "n_val", "workers", "sample_rate", "n_mels", "conv_filters",
             "conv_kernel", "time_stride", "lstm_layers", "lstm_units", "batch_size", "beam_size",
@@ -151,57 +138,7 @@ class SpeechConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"SpeechConfig: dropout must be in [0, 1), got {self.dropout}")
 
-    # -- building ----------------------------------------------------------------------------
-
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SpeechConfig:
-        """A config from a dict of field values; unknown keys raise ``ValueError``."""
-        return cls().replace(**values)
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> SpeechConfig:
-        """A config from a JSON object of field values (``--config FILE``)."""
-        try:
-            values = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"SpeechConfig: {path} is not valid JSON: {e}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"SpeechConfig: {path} must hold a JSON object of field values")
-        return cls.from_dict(values)
-
-    def replace(self, **changes: Any) -> SpeechConfig:
-        """A copy with some fields changed; unknown keys raise ``ValueError``."""
-        known = self.field_names()
-        for key in changes:
-            if key not in known:
-                raise ValueError(
-                    f"SpeechConfig: unknown key {key!r}; known keys: {', '.join(sorted(known))}"
-                )
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _check_type(name: str, value: Any, hint: Any) -> None:
-    """Checks a field's value against its annotation (int, float, str or bool)."""
-    if hint is bool:
-        ok = isinstance(value, bool)
-    elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, hint) and not isinstance(value, bool)
-    if not ok:
-        raise TypeError(f"SpeechConfig: {name} must be {hint.__name__}, got {value!r}")
-
 
 def field_help(name: str) -> str:
     """The help text of one field (the CLI's flag help), with its choices."""
-    f = {f.name: f for f in dataclasses.fields(SpeechConfig)}[name]
-    choices = f.metadata.get("choices")
-    text = f.metadata["help"]
-    return f"{text} One of: {', '.join(choices)}." if choices else text
+    return common.field_help(SpeechConfig, name)

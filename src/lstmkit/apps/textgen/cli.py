@@ -15,21 +15,17 @@ status 1, not a traceback.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import inspect
 import json
 import sys
 import time
-import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from lstmkit.apps.textgen.config import DEFAULT_MODEL_PATHS, TextgenConfig, field_help
+from lstmkit.apps.common import config_flags, given_flags, user_errors
+from lstmkit.apps.textgen.config import DEFAULT_MODEL_PATHS, TextgenConfig
 
 app = typer.Typer(
     help="Character- and word-level LSTM language models on Shakespeare, with fast sampling.",
@@ -51,55 +47,6 @@ ThreadsOption = Annotated[
 ]
 
 
-def _fail(message: str) -> typing.NoReturn:
-    Console(stderr=True, highlight=False).print(f"[red]Error:[/red] {message}", soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns the errors a user can fix into a one-line message and exit status 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (FileNotFoundError, ValueError, TypeError) as e:
-            _fail(str(e))
-
-    return wrapper
-
-
-def _config_flags(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Adds one ``--flag`` per :class:`TextgenConfig` field to ``func``'s signature (defaults
-    shown are the char model's; ``--level word`` changes several)."""
-    hints = typing.get_type_hints(TextgenConfig)
-    params = [
-        p
-        for p in inspect.signature(func, eval_str=True).parameters.values()
-        if p.kind is not inspect.Parameter.VAR_KEYWORD
-    ]
-    for f in dataclasses.fields(TextgenConfig):
-        flag = "--" + f.name.replace("_", "-")
-        decls = [f"{flag}/--no-{f.name.replace('_', '-')}"] if hints[f.name] is bool else [flag]
-        option = typer.Option(
-            f.default, *decls, help=field_help(TextgenConfig, f.name), show_default=True
-        )
-        params.append(
-            inspect.Parameter(
-                f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=hints[f.name]
-            )
-        )
-    func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    return func
-
-
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether the flag ``name`` was given (not its default). Compared by name: typer carries
-    its own copy of click, whose ``ParameterSource`` is not ``click.core.ParameterSource``."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
-
-
 def _set_threads(threads: int) -> None:
     from lstmkit.apps.textgen.train import set_threads
 
@@ -107,8 +54,8 @@ def _set_threads(threads: int) -> None:
 
 
 @app.command()
-@_config_flags
-@_user_errors
+@config_flags(TextgenConfig)
+@user_errors
 def train(
     ctx: typer.Context,
     config: Annotated[
@@ -134,7 +81,7 @@ def train(
     """Train a language model on the training plays; checkpoint; score validation and test."""
     from lstmkit.apps.textgen.train import train as run_training
 
-    given = {name: value for name, value in flags.items() if _given(ctx, name)}
+    given = given_flags(ctx, flags)
     cfg = TextgenConfig.from_json(config) if config is not None else None
     if cfg is None:
         cfg = TextgenConfig.preset(given.get("level", "char"))
@@ -153,7 +100,7 @@ DEFAULT_MODEL = Path(DEFAULT_MODEL_PATHS["char"])
 
 
 @app.command()
-@_user_errors
+@user_errors
 def evaluate(
     model: ModelOption = DEFAULT_MODEL,
     split: Annotated[
@@ -226,7 +173,7 @@ def evaluate(
 
 
 @app.command()
-@_user_errors
+@user_errors
 def generate(
     model: ModelOption = DEFAULT_MODEL,
     prompt: Annotated[

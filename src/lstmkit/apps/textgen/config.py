@@ -33,12 +33,14 @@ ValueError: TextgenConfig: unknown key 'step'; known keys: batch_size, budget_mi
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lstmkit.apps.common import ConfigMixin
+from lstmkit.apps.common import check_type as check_type
+from lstmkit.apps.common import config_field as _opt
+from lstmkit.apps.common import field_help as field_help
 
 LEVELS = ("char", "word")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -46,12 +48,8 @@ ENGINES = ("auto", "fused", "reference", "compiled")
 DEFAULT_MODEL_PATHS = {"char": "runs/textgen/char.lstmkit", "word": "runs/textgen/word.lstmkit"}
 
 
-def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
-
-
 @dataclass(frozen=True)
-class TextgenConfig:
+class TextgenConfig(ConfigMixin):
     """What ``lstmkit textgen train`` does; see the module docstring."""
 
     # -- data --------------------------------------------------------------------------------
@@ -140,15 +138,7 @@ class TextgenConfig:
     )
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            check_type("TextgenConfig", f.name, getattr(self, f.name), hints[f.name])
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise ValueError(
-                    f"TextgenConfig: {f.name} must be one of {', '.join(choices)}, "
-                    f"got {getattr(self, f.name)!r}"
-                )
+        self.check_fields()
         for name in ("embedding_dim", "units", "layers", "batch_size", "seq_len", "steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TextgenConfig: {name} must be >= 1, got {getattr(self, name)}")
@@ -208,34 +198,11 @@ class TextgenConfig:
         )
 
     @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls)]
-
-    @classmethod
     def from_dict(cls, values: dict[str, Any], base: TextgenConfig | None = None) -> TextgenConfig:
         """A config from a dict of field values over ``base`` (default: the level's preset)."""
         if base is None:
             base = cls.preset(values.get("level", "char")) if "level" in values else cls()
         return base.replace(**values)
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> TextgenConfig:
-        """A config from a JSON object of field values (``--config FILE``)."""
-        try:
-            values = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"TextgenConfig: {path} is not valid JSON: {e}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"TextgenConfig: {path} must hold a JSON object of field values")
-        return cls.from_dict(values)
-
-    def replace(self, **changes: Any) -> TextgenConfig:
-        """A copy with some fields changed; unknown keys raise ``ValueError``."""
-        _check_keys("TextgenConfig", changes, self.field_names())
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     @property
     def resolved_precision(self) -> str:
@@ -250,7 +217,7 @@ class TextgenConfig:
 
 
 @dataclass(frozen=True)
-class SamplingConfig:
+class SamplingConfig(ConfigMixin):
     """How each next token is drawn from the model's distribution ``softmax(logits)``.
 
     The filters apply in this order: ``temperature`` divides the logits (``0`` = greedy:
@@ -272,19 +239,13 @@ class SamplingConfig:
     allow_unknown: bool = _opt(False, "Allow the [UNK] token to be generated.")
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            check_type("SamplingConfig", f.name, getattr(self, f.name), hints[f.name])
+        self.check_fields()
         if self.temperature < 0:
             raise ValueError(f"SamplingConfig: temperature must be >= 0, got {self.temperature}")
         if self.top_k < 0:
             raise ValueError(f"SamplingConfig: top_k must be >= 0, got {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"SamplingConfig: top_p must be in (0, 1], got {self.top_p}")
-
-    def replace(self, **changes: Any) -> SamplingConfig:
-        _check_keys("SamplingConfig", changes, [f.name for f in dataclasses.fields(self)])
-        return dataclasses.replace(self, **changes)
 
 
 def native_bf16() -> bool:
@@ -296,38 +257,3 @@ def native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def _check_keys(owner: str, changes: dict[str, Any], known: list[str]) -> None:
-    for key in changes:
-        if key not in known:
-            raise ValueError(
-                f"{owner}: unknown key {key!r}; known keys: {', '.join(sorted(known))}"
-            )
-
-
-def check_type(owner: str, name: str, value: Any, hint: Any) -> None:
-    """Checks a field's value against its annotation (int, float, str, bool, or ``X | None``)."""
-    allowed = typing.get_args(hint) or (hint,)
-    if value is None:
-        if type(None) in allowed:
-            return
-    elif isinstance(value, bool):
-        if bool in allowed:
-            return
-    elif isinstance(value, int) and (int in allowed or float in allowed):
-        return
-    elif isinstance(value, float) and float in allowed:
-        return
-    elif isinstance(value, str) and str in allowed:
-        return
-    expected = " or ".join("None" if a is type(None) else a.__name__ for a in allowed)
-    raise TypeError(f"{owner}: {name} must be {expected}, got {value!r}")
-
-
-def field_help(cls: type, name: str) -> str:
-    """The help text of one field of ``cls`` (the CLI's flag help)."""
-    f = {f.name: f for f in dataclasses.fields(cls)}[name]
-    choices = f.metadata.get("choices")
-    text = f.metadata["help"]
-    return f"{text} One of: {', '.join(choices)}." if choices else text
