@@ -13,11 +13,10 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 
-from lstmkit.apps.common import config_flags, user_errors
+from lstmkit.apps.common import config_flags, given_flags, user_errors
 from lstmkit.apps.speech.config import DEFAULT_MODEL_PATH, SpeechConfig, field_help
 
 app = typer.Typer(
@@ -46,12 +45,7 @@ ConfigOption = Annotated[
 
 def _make_config(ctx: typer.Context, config: Path | None, flags: dict[str, Any]) -> SpeechConfig:
     cfg = SpeechConfig.from_json(config) if config is not None else SpeechConfig()
-    given = {
-        name: value
-        for name, value in flags.items()
-        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
-    }
-    return cfg.replace(**given)
+    return cfg.replace(**given_flags(ctx, flags))
 
 
 @app.command()
