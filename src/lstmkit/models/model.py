@@ -194,9 +194,9 @@ class Model(Layer):
             self.build_from_data(inputs)
 
     def build_from_data(self, inputs: Any) -> None:
-        """Build a subclassed model by running it once (its layers build lazily). The input's
-        shape and dtype are kept so that a saved model can be rebuilt the same way (Keras's
-        ``build_config``)."""
+        """Mark a subclassed model built at its first call, before that call runs (its layers
+        then build lazily inside it), and keep the input's shape and dtype so that a saved model
+        can be rebuilt the same way (Keras's ``build_config``). Runs nothing itself."""
         if isinstance(inputs, Tensor):
             self._build_spec = {
                 "shape": [None, *inputs.shape[1:]],
