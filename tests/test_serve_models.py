@@ -156,6 +156,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 def test_each_application_file_is_recognised_and_loads(files):
     for app, path in files.items():
         assert handlers.detect(path) == app
+        assert handlers.read_assets(path)["app"] == f"lstmkit.{app}"  # the one marker
         handler = handlers.load_handler(f"my-{app}", path)
         assert handler.app == app and handler.name == f"my-{app}"
         info = handler.describe()
@@ -191,6 +192,9 @@ def test_assets_markers():
     assert handlers.app_of_assets({"speech": {"format": 1}}) == "speech"
     assert handlers.app_of_assets({}) is None
     assert handlers.app_of_assets({"textgen": "not a dict"}) is None
+    for app in ("sentiment", "textgen", "translate", "speech"):
+        assert handlers.app_of_assets({"app": f"lstmkit.{app}"}) == app
+    assert handlers.app_of_assets({"app": "lstmkit.other"}) is None
 
 
 # -- a real server for the HTTP and browser tests ------------------------------------------------

@@ -1,11 +1,13 @@
 """One adapter per application: what a loaded model file can do, through the app's own API.
 
 A model file says which application wrote it in its ``model.assets`` (JSON inside the file):
+``assets["app"] == "lstmkit.<application>"``. Files written before every application wrote that
+key are recognised by their older markers:
 
 =============  =================================================  ===============================
-application    marker in ``assets``                               loaded with
+application    older marker in ``assets``                         loaded with
 =============  =================================================  ===============================
-sentiment      ``assets["app"] == "lstmkit.sentiment"``           ``SentimentClassifier.load``
+sentiment      (always had ``"app"``)                             ``SentimentClassifier.load``
 textgen        an ``assets["textgen"]`` dict                      ``LanguageModel.load``
 translate      ``assets["format"] == "lstmkit-translate-1"``      ``Translator.load``
 speech         an ``assets["speech"]`` dict                       ``Recognizer.load``
@@ -103,9 +105,14 @@ def read_assets(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def app_of_assets(assets: dict[str, Any]) -> str | None:
-    """The application that wrote a file with these assets, or ``None``."""
-    if assets.get("app") == "lstmkit.sentiment":
-        return "sentiment"
+    """The application that wrote a file with these assets, or ``None``: ``assets["app"]``
+    (``"lstmkit.<application>"``, written by every application), else the per-application
+    markers of files written before that key existed."""
+    app = assets.get("app")
+    if isinstance(app, str) and app.startswith("lstmkit."):
+        name = app.removeprefix("lstmkit.")
+        if name in ("sentiment", "textgen", "translate", "speech"):
+            return name
     if isinstance(assets.get("textgen"), dict):
         return "textgen"
     if str(assets.get("format", "")).startswith("lstmkit-translate-"):

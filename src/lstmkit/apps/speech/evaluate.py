@@ -114,12 +114,13 @@ class Recognizer:
         clean = SpeechRecognizer.from_config(self.model.get_config())
         clean.load_state_dict(self.model.state_dict())
         clean.assets = {
+            "app": "lstmkit.speech",
             ASSET_KEY: {
                 "format": ASSET_FORMAT,
                 "vocabulary": list(self.vocabulary),
                 "features": self.spec.to_dict(),
                 "config": self.config,
-            }
+            },
         }
         clean.save(path)
 

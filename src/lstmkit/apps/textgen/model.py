@@ -143,11 +143,12 @@ class LanguageModel:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.model.assets = {
+            "app": "lstmkit.textgen",
             ASSET_KEY: {
                 "vocabulary": self.vocab.get_config(),
                 "config": self.config.to_dict(),
                 **(extra or {}),
-            }
+            },
         }
         self.model.save(path)
         return path

@@ -67,6 +67,7 @@ def build_model(cfg: TranslateConfig, src: Vocab, tgt: Vocab) -> GNMT:
         attention_dropout=cfg.attention_dropout,
     )
     model.assets = {
+        "app": "lstmkit.translate",
         "format": ASSET_FORMAT,
         "config": cfg.to_dict(),
         "src_spm": src.to_text(),
