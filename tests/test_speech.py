@@ -375,3 +375,27 @@ def test_config_rejects_unknown_keys_wrong_types_and_ranges(tmp_path):
     path.write_text('{"epochs": 3, "learning_rate": 0.002}')
     cfg = SpeechConfig.from_json(path)
     assert cfg.epochs == 3 and cfg.learning_rate == 0.002 and cfg.lstm_layers == 3
+
+
+def test_batch_loader_shards_each_global_batch(monkeypatch):
+    """Under torchrun each process gets its rank::world share of every global batch: the
+    shares are disjoint and together make the batch; the number of steps is unchanged."""
+    from lstmkit.apps.speech.features import BatchLoader, FeatureSet, LengthBatches
+    from lstmkit.datasets.digits import VOCABULARY
+
+    n = 10
+    feats = [np.full((20 + i, 4), i, dtype=np.float16) for i in range(n)]
+    data = FeatureSet([f"u{i}" for i in range(n)], ["one two"] * n, feats)
+
+    def utterances(rank: int, world: int) -> list[set[int]]:
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", str(world))
+        batches = LengthBatches([20 + i for i in range(n)], 4, shuffle=True, seed=3)
+        loader = BatchLoader(data, VOCABULARY, batches, shard=True)
+        return [{int(v) for v in x[:, 0, 0].tolist()} for (x, _), _ in loader]
+
+    whole, first, second = utterances(0, 1), utterances(0, 2), utterances(1, 2)
+    assert len(whole) == len(first) == len(second) == 3
+    for w, a, b in zip(whole, first, second, strict=True):
+        assert a and b and a | b == w
+        assert not a & b or len(w) < 2

@@ -132,3 +132,28 @@ def test_synthesize_then_evaluate(model_file, tmp_path):
     result = run("evaluate", "--model", str(model_file), "--data-dir", str(data),
                  "--cache-dir", cache, "--set", "val", "--errors", "1")  # fmt: skip
     assert result.exit_code == 0 and result.output.startswith("val (1 utterances): greedy WER")
+
+
+@pytest.mark.skipif(not HAVE_TOOLS, reason="needs espeak-ng, flite and sox")
+def test_train_with_two_processes(tmp_path):
+    """``--nproc 2``: the parent makes the corpus and the feature caches once, two gloo
+    processes train on their shares of each batch, rank 0 alone prints and saves a model file
+    that loads and transcribes."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "model.lstmkit"
+    cmd = [sys.executable, "-m", "lstmkit.cli", "speech", "train", "--nproc", "2"]
+    cmd += ["--data-dir", str(tmp_path / "digits"), "--cache-dir", str(tmp_path / "cache")]
+    cmd += ["--n-train", "6", "--n-val", "2", "--n-test", "0", "--n-real", "0", "--epochs", "1"]
+    cmd += ["--frontend", "conv1d", "--conv-filters", "4", "--lstm-layers", "1"]
+    cmd += ["--lstm-units", "8", "--batch-size", "4", "--threads", "1", "--verbose", "0"]
+    cmd += ["--output", str(out)]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=500)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("saved") == 1, res.stdout
+    rec = Recognizer.load(out)
+    wav = next((tmp_path / "digits").rglob("*.wav"))
+    assert isinstance(rec.transcribe_file(wav), str)

@@ -188,6 +188,8 @@ def user_errors(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return f(*args, **kwargs)
+            except typer.Exit:
+                raise  # a RuntimeError, but the command's own exit status, not an error
             except caught as e:
                 fail(str(e))
 

@@ -10,6 +10,7 @@ one-line message and exit status 1, not a traceback.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ import typer
 from rich.console import Console
 
 from lstmkit.apps.common import config_flags, given_flags, user_errors
+from lstmkit.apps.parallel import NPROC_HELP, is_chief, relaunch
 from lstmkit.apps.speech.config import DEFAULT_MODEL_PATH, SpeechConfig, field_help
 
 app = typer.Typer(
@@ -81,16 +83,23 @@ def train(
             help="0 = results only, 1 = progress bars, 2 = log lines (per epoch and per 50 steps).",
         ),
     ] = 1,
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help=NPROC_HELP)] = 1,
     **flags: Any,
 ) -> None:
     """Synthesise (if needed), featurise, train, score test and real voice, save the model."""
+    from lstmkit.apps.speech.train import prepare_data
     from lstmkit.apps.speech.train import train as run_training
 
     if verbose not in (0, 1, 2):
         raise ValueError(f"--verbose must be 0, 1 or 2, got {verbose}")
     cfg = _make_config(ctx, config, flags)
+    if nproc > 1 and is_chief() and "RANK" not in os.environ:
+        prepare_data(cfg, progress=verbose == 1)  # once, here: the processes only read it
+    status = relaunch(nproc)
+    if status is not None:
+        raise typer.Exit(status)
     result = run_training(cfg, verbose=verbose)
-    if verbose == 0:
+    if verbose == 0 and is_chief():
         parts = [
             f"{split} WER greedy {100 * s['greedy']['wer']:.2f}% beam {100 * s['beam']['wer']:.2f}%"
             for split, s in result.scores.items()

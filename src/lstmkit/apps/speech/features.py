@@ -302,7 +302,9 @@ class BatchLoader:
     """Training or evaluation batches for ``Model.fit`` (an iterable of
     ``((features, lengths), targets)``; ``len`` is the number of batches per epoch).
     ``perturb`` changes each utterance's frames before padding (speed perturbation),
-    ``augment`` the padded batch (SpecAugment)."""
+    ``augment`` the padded batch (SpecAugment). With ``shard`` under torchrun, each process
+    takes its ``rank::world_size`` share of every global batch (a batch smaller than the
+    number of processes is repeated to fill them, as ``DistributedSampler`` pads)."""
 
     def __init__(
         self,
@@ -311,15 +313,21 @@ class BatchLoader:
         batches: LengthBatches,
         augment: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         perturb: Callable[[np.ndarray], np.ndarray] | None = None,
+        shard: bool = False,
     ) -> None:
         self.data, self.batches, self.augment, self.perturb = data, batches, augment, perturb
+        self.shard = shard
         self.labels = [encode_transcript(t, vocabulary) for t in data.transcripts]
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __iter__(self) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
+        rank, world = _process_share() if self.shard else (0, 1)
         for indices in self.batches:
+            if world > 1:  # this process's share of the global batch (padded as DDP needs)
+                indices = list(indices)
+                indices = (indices * world)[: max(len(indices), world)][rank::world]
             feats = [self.data.feats[i] for i in indices]
             if self.perturb is not None:
                 feats = [self.perturb(f) for f in feats]
@@ -328,6 +336,13 @@ class BatchLoader:
                 [self.labels[i] for i in indices],
                 self.augment,
             )
+
+
+def _process_share() -> tuple[int, int]:
+    """``(rank, world_size)`` under torchrun, else ``(0, 1)``."""
+    import os
+
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def time_stretch(feats: np.ndarray, factor: float) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from lstmkit.apps.parallel import is_chief
 from lstmkit.apps.speech.config import SpeechConfig
 from lstmkit.apps.speech.evaluate import Recognizer
 from lstmkit.apps.speech.features import (
@@ -201,6 +202,9 @@ def train(
     """Train, score and save as ``cfg`` says (module docstring). ``verbose``: 0 silent, 1
     progress bars and one line per epoch, 2 one line per epoch and one per 50 steps (loss,
     seconds per step of wall clock and of CPU time, load average: for logs)."""
+    chief = is_chief()
+    if not chief:  # under torchrun (--nproc): rank 0 alone prints, scores and saves
+        verbose, log = 0, None
     log = log or (print if verbose else (lambda _: None))
     progress = verbose == 1
     if cfg.threads:
@@ -231,7 +235,7 @@ def train(
             )
         if augment and cfg.stretch_prob > 0:
             perturb = speed_perturber(cfg.stretch_prob, cfg.stretch_min, cfg.stretch_max, cfg.seed)
-        return BatchLoader(data[split], VOCABULARY, batches, aug, perturb)
+        return BatchLoader(data[split], VOCABULARY, batches, aug, perturb, shard=shuffle)
 
     train_loader = loader("train", shuffle=True, augment=True)
     val_loader = loader("val", shuffle=False, augment=False)
@@ -262,7 +266,7 @@ def train(
 
     model.eval()
     scores: dict[str, Any] = {}
-    for split in ("test", "real"):
+    for split in ("test", "real") if chief else ():
         if not getattr(cfg, f"n_{split}"):
             continue
         feats = split_features(cfg, manifest, split, progress)
@@ -278,7 +282,7 @@ def train(
     wall, cpu = _elapsed(started)
 
     path = report_path = None
-    if cfg.output:
+    if cfg.output and chief:
         path = Path(cfg.output)
         recognizer.save(path)
         report_path = path.with_suffix(".report.json")
@@ -313,3 +317,12 @@ def train(
     return TrainResult(
         path, report_path, scores, scores_cb.rows, scores_cb.best_epoch, wall, cpu, steps
     )
+
+
+def prepare_data(cfg: SpeechConfig, progress: bool = False) -> None:
+    """Make the corpus and every split's feature cache now (reused when they exist), so that
+    several training processes (``--nproc``) only read them instead of racing to write them."""
+    manifest = synthesize(cfg, progress)
+    for split in ("train", "val", "test", "real"):
+        if split in ("train", "val") or getattr(cfg, f"n_{split}"):
+            split_features(cfg, manifest, split, progress)
