@@ -50,7 +50,11 @@ class TranslateConfig:
     units: int = _f(256, "LSTM units per layer (the bidirectional layer has units/2 per side)")
     encoder_layers: int = _f(2, "encoder layers: one bidirectional, then unidirectional ones")
     decoder_layers: int = _f(2, "decoder LSTM layers")
-    attention: str = _f("luong", "attention: luong (multiplicative), bahdanau (additive), none")
+    attention: str = _f(
+        "bahdanau",
+        "attention: bahdanau (additive; the default: measured best, docs/translate.md), luong "
+        "(multiplicative), none",
+    )
     attention_units: int = _f(256, "hidden size of the additive (bahdanau) attention")
     input_feeding: bool = _f(False, "feed the attentional vector into the next step (Luong)")
     residual: bool = _f(True, "residual connections from the second layer of each stack")
