@@ -590,6 +590,14 @@ class Layer(nn.Module):
         return f"name={self.name!r}"
 
 
+def _positive_int(layer: str, argument: str, value: Any) -> int:
+    """``value`` as an int; ``ValueError`` naming the layer and argument unless it is a positive
+    integer (bools are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{layer}: {argument} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def _check_weight_list(name: str, weights: list[Any], shapes: list[tuple[int, ...]]) -> None:
     if not isinstance(weights, (list, tuple)):
         raise TypeError(

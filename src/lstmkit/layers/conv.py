@@ -53,7 +53,7 @@ from torch import Tensor
 from lstmkit import activations, initializers
 from lstmkit import constraints as constraints_mod
 from lstmkit import regularizers as regularizers_mod
-from lstmkit.layers.base import Layer, unique_name
+from lstmkit.layers.base import Layer, _positive_int, unique_name
 
 __all__ = ["Conv1D", "Conv2D", "conv_output_length"]
 
@@ -124,10 +124,8 @@ class _Conv(Layer):
             kwargs["name"] = unique_name(type(self).__name__.lower())
         super().__init__(**kwargs)
         cls = type(self).__name__
-        for argument, value in (("filters", filters), ("groups", groups)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{cls}: {argument} must be a positive integer, got {value!r}")
-        self.filters, self.groups = int(filters), int(groups)
+        self.filters = _positive_int(cls, "filters", filters)
+        self.groups = _positive_int(cls, "groups", groups)
         if self.filters % self.groups:
             raise ValueError(
                 f"{cls}: filters ({self.filters}) must be divisible by groups ({self.groups})"

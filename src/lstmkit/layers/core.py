@@ -17,13 +17,7 @@ from torch import Tensor
 from lstmkit import activations, initializers
 from lstmkit import constraints as constraints_mod
 from lstmkit import regularizers as regularizers_mod
-from lstmkit.layers.base import Layer, _check_weight_list, get_mask, set_mask
-
-
-def _positive_int(layer: str, argument: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{layer}: {argument} must be a positive integer, got {value!r}")
-    return int(value)
+from lstmkit.layers.base import Layer, _check_weight_list, _positive_int, get_mask, set_mask
 
 
 class Dense(Layer):
