@@ -18,17 +18,28 @@ NPROC_HELP = (
 )
 
 
+def process_share() -> tuple[int, int]:
+    """``(rank, world_size)`` under torchrun, ``(0, 1)`` otherwise."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def is_chief() -> bool:
     """True outside distributed training and on rank 0 within it."""
-    return int(os.environ.get("RANK", "0")) == 0
+    return process_share()[0] == 0
+
+
+def will_launch(nproc: int) -> bool:
+    """Whether :func:`relaunch` will start ``nproc`` processes (``nproc > 1`` and this process
+    is not already one of them)."""
+    if nproc < 1:
+        raise ValueError(f"--nproc must be >= 1, got {nproc}")
+    return nproc > 1 and "RANK" not in os.environ
 
 
 def relaunch(nproc: int) -> int | None:
     """With ``nproc > 1`` (and not already under torchrun): run this command as ``nproc``
     processes and return their exit status; ``None`` means: go on in this process."""
-    if nproc < 1:
-        raise ValueError(f"--nproc must be >= 1, got {nproc}")
-    if nproc == 1 or "RANK" in os.environ:
+    if not will_launch(nproc):
         return None
     from lstmkit.training.distributed import launch
 

@@ -10,7 +10,6 @@ one-line message and exit status 1, not a traceback.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +17,7 @@ import typer
 from rich.console import Console
 
 from lstmkit.apps.common import config_flags, given_flags, user_errors
-from lstmkit.apps.parallel import NPROC_HELP, is_chief, relaunch
+from lstmkit.apps.parallel import NPROC_HELP, is_chief, relaunch, will_launch
 from lstmkit.apps.speech.config import DEFAULT_MODEL_PATH, SpeechConfig, field_help
 
 app = typer.Typer(
@@ -93,7 +92,7 @@ def train(
     if verbose not in (0, 1, 2):
         raise ValueError(f"--verbose must be 0, 1 or 2, got {verbose}")
     cfg = _make_config(ctx, config, flags)
-    if nproc > 1 and is_chief() and "RANK" not in os.environ:
+    if will_launch(nproc):
         prepare_data(cfg, progress=verbose == 1)  # once, here: the processes only read it
     status = relaunch(nproc)
     if status is not None:

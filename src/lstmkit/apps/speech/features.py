@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from rich.progress import track
 
+from lstmkit.apps.parallel import process_share
 from lstmkit.data.audio import load_audio, log_mel_spectrogram, normalize_features, spec_augment
 from lstmkit.datasets.digits import Utterance
 
@@ -323,7 +324,7 @@ class BatchLoader:
         return len(self.batches)
 
     def __iter__(self) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
-        rank, world = _process_share() if self.shard else (0, 1)
+        rank, world = process_share() if self.shard else (0, 1)
         for indices in self.batches:
             if world > 1:  # this process's share of the global batch (padded as DDP needs)
                 indices = list(indices)
@@ -336,13 +337,6 @@ class BatchLoader:
                 [self.labels[i] for i in indices],
                 self.augment,
             )
-
-
-def _process_share() -> tuple[int, int]:
-    """``(rank, world_size)`` under torchrun, else ``(0, 1)``."""
-    import os
-
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def time_stretch(feats: np.ndarray, factor: float) -> np.ndarray:
