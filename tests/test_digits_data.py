@@ -78,6 +78,39 @@ def test_plan_draws_digit_strings_and_engines_as_documented():
     assert 70 < engines["flite"] < 130 and engines["flite"] + engines["espeak-ng"] == 200
 
 
+@pytest.mark.skipif(not digits.festival_voices(), reason="needs festival and festvox-kdlpc16k")
+def test_festival_speaks_a_share_of_training_and_leaves_the_other_utterances_unchanged(tmp_path):
+    voices = split_voices(festival=True)
+    fest = {v for v in voices["train"] if v.startswith("festival:")}
+    assert fest and not fest & (set(voices["val"]) | set(voices["test"]))
+    flite = set(digits.flite_voices())
+    assert all(not flite & set(v.split(":")[1].split("_")) for v in fest)  # no flite speaker
+    plain = digits._plan({"train": 400, "test": 50}, seed=3, sounds_dir=None)
+    mixed = digits._plan({"train": 400, "test": 50}, seed=3, sounds_dir=None, festival_share=0.25)
+    engines = Counter(item["params"]["engine"] for item in mixed if item["split"] == "train")
+    assert 70 < engines["festival"] < 130 and engines["festival"] + engines["espeak-ng"] == 400
+    for a, b in zip(plain, mixed, strict=True):  # espeak-ng's utterances are the same ones
+        if b["params"]["engine"] != "festival":
+            assert a == b
+    manifest = synthesize_digits(
+        tmp_path, n_train=12, n_val=0, n_test=0, n_real=0, seed=5, workers=1, progress=False,
+        festival_share=0.5,
+    )  # fmt: skip
+    spoken = [u for u in load_digits(manifest, "train") if u.voice.startswith("festival:")]
+    assert spoken
+    for u in spoken:
+        audio, rate = soundfile.read(u.path, dtype="float32")
+        assert rate == 16000 and np.sqrt(np.mean(audio**2)) > 1e-3
+        assert 0.4 < u.duration_s < 10
+
+
+def test_festival_share_is_checked():
+    with pytest.raises(ValueError, match=r"festival_share in \[0, 1\], got 1.5"):
+        synthesize_digits("/nonexistent", n_train=1, festival_share=1.5, progress=False)
+    with pytest.raises(TypeError, match="festival_share to be a number"):
+        synthesize_digits("/nonexistent", n_train=1, festival_share="half", progress=False)
+
+
 def test_transcripts_spell_the_digit_strings(corpus):
     utterances = all_utterances(corpus)
     assert Counter(u.split for u in utterances) == {"train": 3, "val": 1, "test": 4, "real": 2}

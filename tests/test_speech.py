@@ -25,8 +25,10 @@ from lstmkit.apps.speech.features import (
     encode_transcript,
     features_of_file,
     load_features,
+    mel_warp,
     speed_perturber,
     time_stretch,
+    warp_perturber,
 )
 from lstmkit.apps.speech.model import CTCLoss, SpeechRecognizer
 from lstmkit.datasets.digits import VOCABULARY, Utterance, load_digits, synthesize_digits
@@ -165,6 +167,25 @@ def test_time_stretch_resamples_frames_linearly_and_perturbation_is_seeded():
     assert 100 in shapes and all(90 <= n <= 150 for n in shapes) and len(set(shapes)) > 5
 
 
+def test_mel_warp_moves_the_spectrum_along_the_bands_and_perturbation_is_seeded():
+    x = np.zeros((3, 10), np.float16)
+    x[:, 4] = 1.0  # one "formant" at band 4
+    assert np.array_equal(mel_warp(x, 1.0), x.astype(np.float32))
+    up = mel_warp(x, 1.25)  # band k reads band k / 1.25: the peak moves to band 5
+    assert up.shape == (3, 10) and up.dtype == np.float32 and int(up[0].argmax()) == 5
+    assert up[0, 5] == 1.0 and up[0, 4] == pytest.approx(0.2) and up[0, 6] == pytest.approx(0.2)
+    down = mel_warp(x, 0.5)  # band k reads band 2k: the peak moves to band 2
+    assert int(down[0].argmax()) == 2 and down[0, 2] == 1.0
+    ramp = np.tile(np.arange(10, dtype=np.float32), (2, 1))
+    assert mel_warp(ramp, 0.5)[0].tolist() == [0, 2, 4, 6, 8, 9, 9, 9, 9, 9]  # clipped at the top
+    a, b = warp_perturber(0.5, 0.8, 1.2, seed=1), warp_perturber(0.5, 0.8, 1.2, seed=1)
+    y = np.random.default_rng(0).standard_normal((20, 10)).astype(np.float32)
+    outs_a, outs_b = [a(y) for _ in range(30)], [b(y) for _ in range(30)]
+    assert all(np.array_equal(p, q) for p, q in zip(outs_a, outs_b, strict=True))
+    unchanged = sum(np.array_equal(p, y) for p in outs_a)
+    assert 5 < unchanged < 25  # about half the utterances are warped
+
+
 def _fake_utterances(tmp_path: Path, n: int) -> list[Utterance]:
     out = []
     for i in range(n):
@@ -254,6 +275,24 @@ def test_a_small_model_overfits_20_utterances_to_zero_wer(overfit):
     assert len(data) == 20
     assert scores["greedy"] == {"wer": 0.0, "cer": 0.0, "ser": 0.0}, scores["errors"]
     assert scores["beam"]["wer"] == 0.0
+
+
+@needs_tools
+def test_evaluate_gives_error_rates_per_group(overfit):
+    rec, data, _ = overfit
+    # Utterances 0-4 get a wrong reference (one word more), so only group "b" has errors.
+    wrong = [t + " one" if i < 5 else t for i, t in enumerate(data.transcripts)]
+    altered = FeatureSet(data.ids, wrong, data.feats)
+    groups = ["b" if i < 5 else "a" for i in range(len(data))]
+    scores = rec.evaluate(altered, groups=groups)
+    by = scores["groups"]["beam"]
+    assert by["a"] == {"n": 15, "wer": 0.0, "cer": 0.0, "ser": 0.0}
+    words = sum(len(t.split()) for t in wrong[:5])
+    assert by["b"]["n"] == 5 and by["b"]["ser"] == 1.0
+    assert by["b"]["wer"] == pytest.approx(5 / words)
+    assert scores["beam"]["wer"] == pytest.approx(5 / sum(len(t.split()) for t in wrong))
+    with pytest.raises(ValueError, match="one group label per utterance \\(20\\), got 2"):
+        rec.evaluate(data, groups=["a", "b"])
 
 
 @needs_tools

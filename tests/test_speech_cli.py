@@ -23,7 +23,7 @@ from lstmkit.datasets.digits import VOCABULARY
 from lstmkit.utils import set_random_seed
 
 runner = CliRunner()
-HAVE_TOOLS = all(shutil.which(t) for t in ("espeak-ng", "flite", "sox"))
+HAVE_TOOLS = all(shutil.which(t) for t in ("espeak-ng", "flite", "sox", "text2wave"))
 
 
 def run(*args: str):
@@ -115,7 +115,7 @@ def test_transcribe_prints_one_line_per_file(model_file, tmp_path):
     assert set(words) <= set(VOCABULARY)
 
 
-@pytest.mark.skipif(not HAVE_TOOLS, reason="needs espeak-ng, flite and sox")
+@pytest.mark.skipif(not HAVE_TOOLS, reason="needs espeak-ng, flite, festival and sox")
 def test_synthesize_then_evaluate(model_file, tmp_path):
     data = tmp_path / "digits"
     result = run("synthesize", "--data-dir", str(data), "--n-train", "1", "--n-val", "1",
@@ -134,7 +134,7 @@ def test_synthesize_then_evaluate(model_file, tmp_path):
     assert result.exit_code == 0 and result.output.startswith("val (1 utterances): greedy WER")
 
 
-@pytest.mark.skipif(not HAVE_TOOLS, reason="needs espeak-ng, flite and sox")
+@pytest.mark.skipif(not HAVE_TOOLS, reason="needs espeak-ng, flite, festival and sox")
 def test_train_with_two_processes(tmp_path):
     """``--nproc 2``: the parent makes the corpus and the feature caches once, two gloo
     processes train on their shares of each batch, rank 0 alone prints and saves a model file

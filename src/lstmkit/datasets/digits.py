@@ -13,13 +13,20 @@ Sources (Debian packages, nothing downloaded):
   pitch 25–75, word gap 0–40 ms.
 - ``flite``: every voice ``flite -lv`` lists except the limited-domain ones (``*_time``, a
   talking clock that cannot say "zero"). Per utterance: duration stretch 0.85–1.2.
+- ``festival`` (optional, for training only): its English voices whose speaker is not one of
+  flite's (flite's ``kal`` and ``slt`` also exist as festival voices and are left out); with
+  ``festvox-kdlpc16k`` that is ``ked_diphone``, an American male diphone voice. Per utterance:
+  duration stretch 0.85–1.25, mean pitch 80–200 Hz with a spread of 10–40 Hz. A share of the
+  training utterances (``festival_share``) is spoken by it: a second training synthesiser
+  with its own prosody, so that the model does not learn espeak-ng's alone.
 - ``asterisk-core-sounds-en-wav``: one real speaker's recordings of the single digits and "oh"
   (8 kHz telephone audio). Digit strings are assembled from them with 50–300 ms pauses between
   words, light noise (25–40 dB SNR), upsampled to 16 kHz: a real-voice test set.
 
 Synthetic speech then goes through ``sox``: tempo ×0.9–1.1 (half the utterances), pitch shift
-±150 cents (half), reverberation (30 %), 50–400 ms of silence before and after, resampling to
-16 kHz. Finally, in NumPy: level set to −32…−20 dBFS and, for 70 %, white or pink noise added at
+±150 cents (half; −150…+400 cents for 70 % of festival's, its one voice made higher and
+lower), reverberation (30 %), 50–400 ms of silence before and after, resampling to 16 kHz.
+Finally, in NumPy: level set to −32…−20 dBFS and, for 70 %, white or pink noise added at
 5–30 dB SNR (signal power = mean power of the padded utterance), from a recorded seed; the few
 utterances (≈ 2 %) whose peaks would pass 0.99 are scaled down to that peak.
 
@@ -30,6 +37,9 @@ Splits, by voice, so that the test is speaker-independent:
   *train*. A voice belongs to its variant's split, whatever its accent, so no test or
   validation variant is heard in training in any accent.
 - every flite voice is a test voice (half of the test utterances are flite's, half espeak-ng's);
+- festival's voices are training voices; whether a training utterance is festival's is drawn
+  from its own generator, so the espeak-ng utterances of a corpus are the same, file for file,
+  whatever ``festival_share`` is;
 - the asterisk speaker forms the separate split ``"real"``.
 
 Generation is deterministic: utterance ``i`` of a split draws everything from
@@ -82,6 +92,7 @@ __all__ = [
     "Utterance",
     "asterisk_digits_dir",
     "espeak_voices",
+    "festival_voices",
     "flite_voices",
     "load_digits",
     "make_real_voice_set",
@@ -193,11 +204,27 @@ def flite_voices() -> tuple[str, ...]:
     return tuple(sorted(n for n in names if not n.endswith("_time")))
 
 
-def split_voices() -> dict[str, tuple[str, ...]]:
+FESTIVAL_VOICE_DIRS = (Path("/usr/share/festival/voices/english"),)
+
+
+@functools.cache
+def festival_voices() -> tuple[str, ...]:
+    """festival's English voices (folder names, e.g. ``ked_diphone``) whose speaker is none of
+    flite's voices (a name token such as ``kal`` or ``slt`` marks the speaker), sorted; empty
+    when festival is not installed."""
+    if shutil.which("text2wave") is None:
+        return ()
+    flite_speakers = set(flite_voices()) if shutil.which("flite") else set()
+    names = {p.name for root in FESTIVAL_VOICE_DIRS if root.is_dir() for p in root.iterdir()}
+    return tuple(sorted(n for n in names if not flite_speakers & set(n.split("_"))))
+
+
+def split_voices(festival: bool = False) -> dict[str, tuple[str, ...]]:
     """Voice ids (``engine:name``) of each synthetic split: ``train``, ``val``, ``test``.
 
     The rule is in the module docstring; the splits are disjoint and every split is
-    non-empty when espeak-ng offers at least three distinct variants.
+    non-empty when espeak-ng offers at least three distinct variants. ``festival``: add
+    festival's voices (:func:`festival_voices`) to the training voices.
     """
     voices = espeak_voices()
     variants = sorted(
@@ -212,6 +239,8 @@ def split_voices() -> dict[str, tuple[str, ...]]:
     for voice in voices:
         out[variant_split.get(voice.partition("+")[2], "train")].append(f"espeak-ng:{voice}")
     out["test"] += [f"flite:{v}" for v in flite_voices()]
+    if festival:
+        out["train"] += [f"festival:{v}" for v in festival_voices()]
     return {split: tuple(names) for split, names in out.items()}
 
 
@@ -231,9 +260,12 @@ def asterisk_digits_dir() -> Path:
 # --------------------------------------------------------------------------- planning
 
 
-def _plan(counts: dict[str, int], seed: int, sounds_dir: Path | None) -> list[dict[str, Any]]:
+def _plan(
+    counts: dict[str, int], seed: int, sounds_dir: Path | None, festival_share: float = 0.0
+) -> list[dict[str, Any]]:
     """Everything each utterance will be, drawn from its own seeded generator."""
-    voices = split_voices() if any(counts.get(s) for s in ("train", "val", "test")) else {}
+    synthetic = any(counts.get(s) for s in ("train", "val", "test"))
+    voices = split_voices(festival=festival_share > 0) if synthetic else {}
     items = []
     for split_index, split in enumerate(SPLITS):
         for i in range(counts.get(split, 0)):
@@ -242,6 +274,12 @@ def _plan(counts: dict[str, int], seed: int, sounds_dir: Path | None) -> list[di
             words = [_say(d, rng) for d in digits]
             if split == "real":
                 voice, params = _plan_real(words, rng, sounds_dir)
+            elif split == "train" and festival_share > 0:
+                # Its own generator: the other utterances do not change with festival_share.
+                if np.random.default_rng([seed, split_index, i, 1]).random() < festival_share:
+                    voice, params = _plan_synthetic(_of(voices[split], "festival"), rng)
+                else:
+                    voice, params = _plan_synthetic(_of(voices[split], "espeak-ng"), rng)
             else:
                 voice, params = _plan_synthetic(voices[split], rng)
             params = {"digits": digits, **params}
@@ -255,13 +293,16 @@ def _say(digit: str, rng: np.random.Generator) -> str:
     return _DIGIT_WORDS[int(digit)]
 
 
+def _of(voices: tuple[str, ...], engine: str) -> tuple[str, ...]:
+    return tuple(v for v in voices if v.startswith(engine + ":"))
+
+
 def _plan_synthetic(
     voices: tuple[str, ...], rng: np.random.Generator
 ) -> tuple[str, dict[str, Any]]:
     engines = sorted({v.split(":", 1)[0] for v in voices})  # test: espeak-ng and flite
     engine = engines[int(rng.random() * len(engines))]  # half each, whatever their voice count
-    voices = tuple(v for v in voices if v.startswith(engine + ":"))
-    voice = str(rng.choice(voices))
+    voice = str(rng.choice(_of(voices, engine)))
     engine, name = voice.split(":", 1)
     if engine == "espeak-ng":
         tts = {
@@ -270,12 +311,23 @@ def _plan_synthetic(
             "pitch": int(rng.integers(25, 76)),
             "word_gap_10ms": int(rng.integers(0, 5)),
         }
+    elif engine == "festival":
+        tts = {
+            "voice": name,
+            "duration_stretch": _r(rng.uniform(0.85, 1.25)),
+            "f0_mean": int(rng.integers(80, 201)),
+            "f0_std": int(rng.integers(10, 41)),
+        }
     else:
         tts = {"voice": name, "duration_stretch": _r(rng.uniform(0.85, 1.2))}
+    # festival has one (male) voice: shift its formants and pitch further, mostly upwards
+    # (+400 cents raises formants by 26 %, about the step from a man's vocal tract to a woman's).
+    cents = (-150.0, 400.0) if engine == "festival" else (-150.0, 150.0)
+    shift_prob = 0.7 if engine == "festival" else 0.5
     reverb = [_r(rng.uniform(10, 60)), _r(rng.uniform(20, 80)), _r(rng.uniform(20, 100))]
     sox = {
         "tempo": _r(rng.uniform(0.9, 1.1)) if rng.random() < 0.5 else 1.0,
-        "pitch_cents": _r(rng.uniform(-150, 150)) if rng.random() < 0.5 else 0.0,
+        "pitch_cents": _r(rng.uniform(*cents)) if rng.random() < shift_prob else 0.0,
         "reverb": reverb if rng.random() < 0.3 else None,
         "pad_s": [_r(rng.uniform(0.05, 0.4)), _r(rng.uniform(0.05, 0.4))],
     }
@@ -348,6 +400,7 @@ def _synthesise(text: str, params: dict[str, Any]) -> np.ndarray:
     """``(N,)`` float32 samples at 16 kHz: the synthesiser's speech after the sox effects."""
     with tempfile.TemporaryDirectory(prefix="lstmkit-digits-") as tmp:
         raw, out = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
+        (Path(tmp) / "text.txt").write_text(text + "\n")
         _run(_tts_command(text, params["engine"], params["tts"], raw))
         # -R: repeatable (seeded) randomness; -D: no dither. Float output: one rounding only.
         sox = ["sox", "-R", "-D", "-V1", str(raw), "-e", "floating-point", "-b", "32", str(out)]
@@ -362,6 +415,16 @@ def _tts_command(text: str, engine: str, tts: dict[str, Any], out: Path) -> list
         return [
             "espeak-ng", "-v", tts["voice"], "-s", str(tts["speed_wpm"]), "-p", str(tts["pitch"]),
             "-g", str(tts["word_gap_10ms"]), "-w", str(out), text,
+        ]  # fmt: skip
+    if engine == "festival":  # text2wave reads the text from the file _synthesise wrote
+        intonation = (
+            f"(set! int_lr_params '((target_f0_mean {tts['f0_mean']}) "
+            f"(target_f0_std {tts['f0_std']}) (model_f0_mean 170) (model_f0_std 34)))"
+        )
+        return [
+            "text2wave", "-o", str(out), "-eval", f"(voice_{tts['voice']})",
+            "-eval", f"(Parameter.set 'Duration_Stretch {tts['duration_stretch']})",
+            "-eval", intonation, str(out.parent / "text.txt"),
         ]  # fmt: skip
     return [
         "flite", "-voice", tts["voice"], "--setf", f"duration_stretch={tts['duration_stretch']}",
@@ -446,9 +509,11 @@ def _run(command: list[str]) -> bytes:
     return result.stdout
 
 
-def _require(tool: str) -> None:
+def _require(tool: str, package: str | None = None) -> None:
     if shutil.which(tool) is None:
-        raise RuntimeError(f"{tool} not found on PATH; install it with `apt-get install {tool}`")
+        raise RuntimeError(
+            f"{tool} not found on PATH; install it with `apt-get install {package or tool}`"
+        )
 
 
 # --------------------------------------------------------------------------- public API
@@ -463,6 +528,7 @@ def synthesize_digits(
     seed: int = 0,
     workers: int = 2,
     progress: bool = True,
+    festival_share: float = 0.0,
 ) -> Path:
     """Make (or reuse) the digits corpus in ``out_dir`` and return its manifest's path.
 
@@ -475,6 +541,9 @@ def synthesize_digits(
         seed: everything random follows from it (a non-negative int).
         workers: processes rendering audio in parallel.
         progress: show a progress bar.
+        festival_share: fraction (in ``[0, 1]``) of the training utterances spoken by
+            festival's voices instead of espeak-ng's; needs ``festival`` and one of its English
+            voices that is not a flite speaker (``festvox-kdlpc16k``).
 
     Returns:
         Path of ``out_dir/manifest.jsonl``. If it already describes exactly these settings and
@@ -486,11 +555,26 @@ def synthesize_digits(
     _check_int("synthesize_digits", "workers", workers, minimum=1)
     if not isinstance(out_dir, str | os.PathLike):
         raise TypeError(f"synthesize_digits: expected out_dir to be a path, got {out_dir!r}")
+    if isinstance(festival_share, bool) or not isinstance(festival_share, int | float):
+        raise TypeError(
+            f"synthesize_digits: expected festival_share to be a number, got {festival_share!r}"
+        )
+    if not 0.0 <= festival_share <= 1.0:
+        raise ValueError(
+            f"synthesize_digits: expected festival_share in [0, 1], got {festival_share}"
+        )
     if n_train or n_val or n_test:
         for tool in ("espeak-ng", "flite", "sox"):
             _require(tool)
+    if n_train and festival_share > 0:
+        _require("text2wave", "festival")
+        if not festival_voices():
+            raise RuntimeError(
+                "festival has no English voice besides flite's speakers; install one with "
+                "`apt-get install festvox-kdlpc16k`"
+            )
     sounds_dir = asterisk_digits_dir() if n_real else None
-    items = _plan(counts, seed, sounds_dir)
+    items = _plan(counts, seed, sounds_dir, festival_share if n_train else 0.0)
     return _build(Path(out_dir), items, workers, progress)
 
 

@@ -141,7 +141,7 @@ def evaluate(
     ] = False,
 ) -> None:
     """Score a saved model: WER, CER and SER with greedy and beam decoding."""
-    from lstmkit.apps.speech.evaluate import Recognizer
+    from lstmkit.apps.speech.evaluate import Recognizer, by_group_line
     from lstmkit.apps.speech.features import load_features
     from lstmkit.datasets.digits import load_digits
 
@@ -155,12 +155,13 @@ def evaluate(
     for split in sets or ["test", "real"]:
         if split not in ("test", "real", "val", "train"):
             raise ValueError(f"--set must be one of test, real, val, train; got {split!r}")
-        feats = load_features(load_digits(root, split), rec.spec, cache, split, progress=False)
-        results[split] = rec.evaluate(feats, beam_size=beam_size)
+        utterances = load_digits(root, split)
+        feats = load_features(utterances, rec.spec, cache, split, progress=False)
+        engines = [u.params["engine"] for u in utterances]
+        results[split] = rec.evaluate(feats, beam_size=beam_size, groups=engines)
     if as_json:
-        typer.echo(
-            json.dumps({s: {k: r[k] for k in ("n", "greedy", "beam")} for s, r in results.items()})
-        )
+        keys = ("n", "greedy", "beam", "groups")
+        typer.echo(json.dumps({s: {k: r[k] for k in keys} for s, r in results.items()}))
         return
     console = Console(highlight=False)
     for split, r in results.items():
@@ -170,6 +171,8 @@ def evaluate(
             f"CER {100 * g['cer']:.2f}% SER {100 * g['ser']:.2f}%  |  beam {beam_size} "
             f"WER {100 * b['wer']:.2f}% CER {100 * b['cer']:.2f}% SER {100 * b['ser']:.2f}%"
         )
+        if line := by_group_line(r["groups"]["beam"]):
+            console.print(line)
         for uid, ref, hyp in r["errors"]["beam"][:errors]:
             console.print(f"  {uid}: ref {ref!r}  hyp {hyp!r}")
 

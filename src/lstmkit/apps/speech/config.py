@@ -52,6 +52,11 @@ class SpeechConfig(ConfigMixin):
     n_val: int = _opt(400, "Validation utterances (espeak-ng validation voices).")
     n_test: int = _opt(600, "Test utterances (held-out espeak-ng variants and all flite voices).")
     n_real: int = _opt(300, "Real-voice test utterances assembled from asterisk's recordings.")
+    festival_share: float = _opt(
+        0.25,
+        "Share of the training utterances spoken by festival's voices (not flite's speakers) "
+        "instead of espeak-ng's.",
+    )
     data_seed: int = _opt(0, "Seed of the corpus (what is said, by which voice, how).")
     workers: int = _opt(2, "Processes that render audio in `synthesize`.")
     # -- features ----------------------------------------------------------------------------
@@ -75,6 +80,12 @@ class SpeechConfig(ConfigMixin):
     stretch_max: float = _opt(
         1.5, "Speed perturbation: largest stretch factor (> 1 = slower, as careful speech)."
     )
+    warp_prob: float = _opt(
+        0.5,
+        "Vocal tract length perturbation: probability that an utterance's mel bands are warped.",
+    )
+    warp_min: float = _opt(0.85, "Vocal tract length perturbation: smallest warp factor.")
+    warp_max: float = _opt(1.15, "Vocal tract length perturbation: largest warp factor.")
     # -- model -------------------------------------------------------------------------------
     frontend: str = _opt(
         "conv2d",
@@ -129,6 +140,17 @@ class SpeechConfig(ConfigMixin):
         if not 0.0 <= self.stretch_prob <= 1.0:
             raise ValueError(
                 f"SpeechConfig: stretch_prob must be in [0, 1], got {self.stretch_prob}"
+            )
+        if not 0.0 <= self.festival_share <= 1.0:
+            raise ValueError(
+                f"SpeechConfig: festival_share must be in [0, 1], got {self.festival_share}"
+            )
+        if not 0.0 <= self.warp_prob <= 1.0:
+            raise ValueError(f"SpeechConfig: warp_prob must be in [0, 1], got {self.warp_prob}")
+        if not 0.0 < self.warp_min <= self.warp_max:
+            raise ValueError(
+                f"SpeechConfig: expected 0 < warp_min <= warp_max, got "
+                f"{self.warp_min} and {self.warp_max}"
             )
         if not 0.0 < self.stretch_min <= self.stretch_max:
             raise ValueError(

@@ -217,22 +217,53 @@ class Recognizer:
         decoders: Sequence[str] = DECODERS,
         beam_size: int = 8,
         batch_size: int = 32,
+        groups: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """Error rates of the transcripts of ``data`` against its references.
+
+        Args:
+            groups: a label per utterance (e.g. the synthesiser that spoke it); the error
+                rates are then also given per label.
 
         Returns:
             ``{"n": utterances, "<decoder>": {"wer", "cer", "ser"}, "errors": {"<decoder>":
             [(id, reference, hypothesis), …]}}`` for each decoder; ``errors`` lists the
-            utterances transcribed wrongly.
+            utterances transcribed wrongly. With ``groups``, also ``"groups": {"<decoder>":
+            {label: {"n", "wer", "cer", "ser"}}}``.
         """
+        if groups is not None and len(groups) != len(data):
+            raise ValueError(
+                f"evaluate: expected one group label per utterance ({len(data)}), got {len(groups)}"
+            )
         outputs = self.log_probs(data.feats, batch_size)
         result: dict[str, Any] = {"n": len(data), "errors": {}}
+        if groups is not None:
+            result["groups"] = {}
         for decoder in decoders:
             hyps = [self.decode(lp, decoder, beam_size) for lp in outputs]
             result[decoder] = error_rates(data.transcripts, hyps)
+            if groups is not None:
+                result["groups"][decoder] = {
+                    label: {
+                        "n": len(rows),
+                        **error_rates([data.transcripts[i] for i in rows], [hyps[i] for i in rows]),
+                    }
+                    for label in sorted(set(groups))
+                    for rows in [[i for i, g in enumerate(groups) if g == label]]
+                }
             result["errors"][decoder] = [
                 (i, r, h)
                 for i, r, h in zip(data.ids, data.transcripts, hyps)
                 if r.split() != h.split()
             ]
         return result
+
+
+def by_group_line(groups: dict[str, dict[str, float]]) -> str:
+    """One line of per-group WERs, e.g. ``"beam WER by synthesiser: espeak-ng 1.23% (299), …"``
+    (empty when there is a single group)."""
+    if len(groups) < 2:
+        return ""
+    return "  beam WER by synthesiser: " + ", ".join(
+        f"{g} {100 * v['wer']:.2f}% ({v['n']})" for g, v in groups.items()
+    )

@@ -368,6 +368,35 @@ def speed_perturber(
     return perturb
 
 
+def mel_warp(feats: np.ndarray, factor: float) -> np.ndarray:
+    """``(T, F)`` log-mel frames warped along the band axis: band ``k`` takes the value at band
+    ``k / factor`` (linear interpolation, clipped to the top band). ``factor > 1`` moves the
+    formants up, as a shorter vocal tract does; ``< 1`` moves them down. Vocal tract length
+    perturbation (Jaitly & Hinton 2013), applied on the mel scale instead of in Hz."""
+    bands = feats.shape[1]
+    positions = np.minimum(np.arange(bands, dtype=np.float64) / factor, bands - 1)
+    lo = np.floor(positions).astype(np.int64)
+    hi = np.minimum(lo + 1, bands - 1)
+    w = (positions - lo)[None, :].astype(np.float32)
+    x = feats.astype(np.float32)
+    return (1 - w) * x[:, lo] + w * x[:, hi]
+
+
+def warp_perturber(
+    prob: float, low: float, high: float, seed: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``feats -> feats``: with probability ``prob``, :func:`mel_warp` by a factor drawn
+    uniformly from ``[low, high]`` (a generator seeded once)."""
+    rng = np.random.default_rng([seed, 11])
+
+    def perturb(feats: np.ndarray) -> np.ndarray:
+        if rng.random() >= prob:
+            return feats
+        return mel_warp(feats, float(rng.uniform(low, high)))
+
+    return perturb
+
+
 def spec_augmenter(
     freq_masks: int, freq_width: int, time_masks: int, time_width: int, seed: int
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

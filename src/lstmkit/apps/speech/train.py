@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from lstmkit.apps.parallel import is_chief
 from lstmkit.apps.speech.config import SpeechConfig
-from lstmkit.apps.speech.evaluate import Recognizer
+from lstmkit.apps.speech.evaluate import Recognizer, by_group_line
 from lstmkit.apps.speech.features import (
     BatchLoader,
     FeatureSet,
@@ -38,6 +39,7 @@ from lstmkit.apps.speech.features import (
     load_features,
     spec_augmenter,
     speed_perturber,
+    warp_perturber,
 )
 from lstmkit.apps.speech.model import CTCLoss, SpeechRecognizer
 from lstmkit.datasets.digits import VOCABULARY, load_digits, synthesize_digits
@@ -77,6 +79,7 @@ def synthesize(cfg: SpeechConfig, progress: bool = True) -> Path:
         seed=cfg.data_seed,
         workers=cfg.workers,
         progress=progress,
+        festival_share=cfg.festival_share,
     )
 
 
@@ -173,6 +176,23 @@ class EpochScores(Callback):
 
 
 @torch.no_grad()
+def _chain(
+    *steps: Callable[[np.ndarray], np.ndarray] | None,
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The given per-utterance perturbations applied in order (``None`` when there are none)."""
+    todo = [f for f in steps if f is not None]
+    if not todo:
+        return None
+
+    def perturb(feats: np.ndarray) -> np.ndarray:
+        for f in todo:
+            feats = f(feats)
+        return feats
+
+    return perturb
+
+
+@torch.no_grad()
 def _mean_loss(model: SpeechRecognizer, loader: BatchLoader) -> float:
     loss, total, n = CTCLoss(), 0.0, 0
     was = model.training
@@ -233,8 +253,15 @@ def train(
             aug = spec_augmenter(
                 cfg.freq_masks, cfg.freq_width, cfg.time_masks, cfg.time_width, cfg.seed
             )
-        if augment and cfg.stretch_prob > 0:
-            perturb = speed_perturber(cfg.stretch_prob, cfg.stretch_min, cfg.stretch_max, cfg.seed)
+        if augment:
+            perturb = _chain(
+                speed_perturber(cfg.stretch_prob, cfg.stretch_min, cfg.stretch_max, cfg.seed)
+                if cfg.stretch_prob > 0
+                else None,
+                warp_perturber(cfg.warp_prob, cfg.warp_min, cfg.warp_max, cfg.seed)
+                if cfg.warp_prob > 0
+                else None,
+            )
         return BatchLoader(data[split], VOCABULARY, batches, aug, perturb, shard=shuffle)
 
     train_loader = loader("train", shuffle=True, augment=True)
@@ -270,8 +297,10 @@ def train(
         if not getattr(cfg, f"n_{split}"):
             continue
         feats = split_features(cfg, manifest, split, progress)
-        result = recognizer.evaluate(feats, beam_size=cfg.beam_size)
+        engines = [u.params["engine"] for u in load_digits(manifest, split)]
+        result = recognizer.evaluate(feats, beam_size=cfg.beam_size, groups=engines)
         scores[split] = {k: result[k] for k in ("n", "greedy", "beam")}
+        scores[split]["beam_by_engine"] = result["groups"]["beam"]
         scores[split]["examples_wrong"] = result["errors"]["beam"][:20]
         g, b = result["greedy"], result["beam"]
         log(
@@ -279,6 +308,8 @@ def train(
             f"SER {100 * g['ser']:.2f}%  |  beam {cfg.beam_size} WER {100 * b['wer']:.2f}% "
             f"CER {100 * b['cer']:.2f}% SER {100 * b['ser']:.2f}%"
         )
+        if line := by_group_line(result["groups"]["beam"]):
+            log(line)
     wall, cpu = _elapsed(started)
 
     path = report_path = None
