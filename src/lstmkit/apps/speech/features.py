@@ -339,33 +339,26 @@ class BatchLoader:
             )
 
 
+def _resample_axis(feats: np.ndarray, positions: np.ndarray, axis: int) -> np.ndarray:
+    """``feats`` (float32) read at fractional ``positions`` along ``axis`` (0 time, 1 bands) by
+    linear interpolation between the two neighbouring rows or columns."""
+    last = feats.shape[axis] - 1
+    lo = np.floor(positions).astype(np.int64)
+    hi = np.minimum(lo + 1, last)
+    w = (positions - lo).astype(np.float32)
+    x = feats.astype(np.float32)
+    if axis == 0:
+        return (1 - w[:, None]) * x[lo] + w[:, None] * x[hi]
+    return (1 - w[None, :]) * x[:, lo] + w[None, :] * x[:, hi]
+
+
 def time_stretch(feats: np.ndarray, factor: float) -> np.ndarray:
     """``(T, F)`` frames resampled to ``max(1, round(T · factor))`` frames by linear
     interpolation along time: ``factor > 1`` is slower speech, ``< 1`` faster (speed
     perturbation of the features; the spectrum of each frame is unchanged)."""
     steps = feats.shape[0]
     new = max(1, round(steps * factor))
-    positions = np.linspace(0.0, steps - 1, new)  # (new,) in input frames
-    lo = np.floor(positions).astype(np.int64)
-    hi = np.minimum(lo + 1, steps - 1)
-    w = (positions - lo)[:, None].astype(np.float32)
-    x = feats.astype(np.float32)
-    return (1 - w) * x[lo] + w * x[hi]
-
-
-def speed_perturber(
-    prob: float, low: float, high: float, seed: int
-) -> Callable[[np.ndarray], np.ndarray]:
-    """``feats -> feats``: with probability ``prob``, :func:`time_stretch` by a factor drawn
-    uniformly from ``[low, high]`` (a generator seeded once)."""
-    rng = np.random.default_rng([seed, 7])
-
-    def perturb(feats: np.ndarray) -> np.ndarray:
-        if rng.random() >= prob:
-            return feats
-        return time_stretch(feats, float(rng.uniform(low, high)))
-
-    return perturb
+    return _resample_axis(feats, np.linspace(0.0, steps - 1, new), axis=0)
 
 
 def mel_warp(feats: np.ndarray, factor: float) -> np.ndarray:
@@ -375,11 +368,30 @@ def mel_warp(feats: np.ndarray, factor: float) -> np.ndarray:
     perturbation (Jaitly & Hinton 2013), applied on the mel scale instead of in Hz."""
     bands = feats.shape[1]
     positions = np.minimum(np.arange(bands, dtype=np.float64) / factor, bands - 1)
-    lo = np.floor(positions).astype(np.int64)
-    hi = np.minimum(lo + 1, bands - 1)
-    w = (positions - lo)[None, :].astype(np.float32)
-    x = feats.astype(np.float32)
-    return (1 - w) * x[:, lo] + w * x[:, hi]
+    return _resample_axis(feats, positions, axis=1)
+
+
+def _random_perturber(
+    change: Callable[[np.ndarray, float], np.ndarray],
+    prob: float,
+    low: float,
+    high: float,
+    rng: np.random.Generator,
+) -> Callable[[np.ndarray], np.ndarray]:
+    def perturb(feats: np.ndarray) -> np.ndarray:
+        if rng.random() >= prob:
+            return feats
+        return change(feats, float(rng.uniform(low, high)))
+
+    return perturb
+
+
+def speed_perturber(
+    prob: float, low: float, high: float, seed: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``feats -> feats``: with probability ``prob``, :func:`time_stretch` by a factor drawn
+    uniformly from ``[low, high]`` (a generator seeded once)."""
+    return _random_perturber(time_stretch, prob, low, high, np.random.default_rng([seed, 7]))
 
 
 def warp_perturber(
@@ -387,14 +399,7 @@ def warp_perturber(
 ) -> Callable[[np.ndarray], np.ndarray]:
     """``feats -> feats``: with probability ``prob``, :func:`mel_warp` by a factor drawn
     uniformly from ``[low, high]`` (a generator seeded once)."""
-    rng = np.random.default_rng([seed, 11])
-
-    def perturb(feats: np.ndarray) -> np.ndarray:
-        if rng.random() >= prob:
-            return feats
-        return mel_warp(feats, float(rng.uniform(low, high)))
-
-    return perturb
+    return _random_perturber(mel_warp, prob, low, high, np.random.default_rng([seed, 11]))
 
 
 def spec_augmenter(
