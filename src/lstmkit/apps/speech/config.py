@@ -6,13 +6,15 @@ the wrong type or range are rejected when the config is made, before any data is
 
 The defaults are the configuration behind the figures in ``docs/speech.md``:
 
-* data: 8,000 training utterances from the espeak-ng training voices, 400 validation, 600 test
-  (held-out espeak-ng variants and every flite voice) and 300 real-voice utterances;
+* data: 8,000 training utterances, a quarter spoken by festival's voice and the rest by the
+  espeak-ng training voices, 400 validation, 600 test (held-out espeak-ng variants and every
+  flite voice) and 300 real-voice utterances;
 * features: 80 log-mel bands, 25 ms windows every 10 ms, of audio resampled to 8 kHz (telephone
   band: the real-voice recordings are 8 kHz telephone audio, so every utterance is heard through
   the same band), normalised per utterance; in training, speed perturbation (half the
   utterances' frames stretched in time by a factor in [0.9, 1.5]: espeak-ng's slowest voices
-  are faster than careful human speech) and SpecAugment;
+  are faster than careful human speech), vocal tract length perturbation on the mel axis (half
+  the utterances, warp factors 0.85–1.15) and SpecAugment;
 * model: 2 strided 3×3 ``Conv2D`` (32 filters, stride 2 in time and frequency: 40 ms frames) ->
   3 ``Bidirectional(LSTM(160))`` -> ``Dense(12)`` -> CTC over the 11 words and the blank;
 * training: Adam 1e-3 with warm-up and cosine decay, global gradient-norm clipping, batches of
@@ -48,7 +50,7 @@ class SpeechConfig(ConfigMixin):
 
     # -- data --------------------------------------------------------------------------------
     data_dir: str = _opt(DEFAULT_DATA_DIR, "Folder of the synthesised corpus (manifest + WAVs).")
-    n_train: int = _opt(8000, "Training utterances (espeak-ng training voices).")
+    n_train: int = _opt(8000, "Training utterances (espeak-ng training voices and festival's).")
     n_val: int = _opt(400, "Validation utterances (espeak-ng validation voices).")
     n_test: int = _opt(600, "Test utterances (held-out espeak-ng variants and all flite voices).")
     n_real: int = _opt(300, "Real-voice test utterances assembled from asterisk's recordings.")
