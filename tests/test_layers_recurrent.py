@@ -423,6 +423,10 @@ def test_bad_constructor_arguments() -> None:
         L.SimpleRNN(0)
     with pytest.raises(ValueError, match=r"LSTM: units must be a positive integer, got 2\.5"):
         L.LSTM(2.5)
+    with pytest.raises(ValueError, match=r"GRU: units must be a positive integer, got True"):
+        L.GRU(True)
+    sized = L.LSTM(np.int64(3))  # numpy integers count as integers, as in Keras
+    assert sized.units == 3 and type(sized.units) is int
     with pytest.raises(ValueError, match=r"LSTM: dropout must be a float in \[0, 1\), got 1\.5"):
         L.LSTM(H, dropout=1.5)
     with pytest.raises(

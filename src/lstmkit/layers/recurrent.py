@@ -36,7 +36,7 @@ from lstmkit import regularizers as regularizers_mod
 from lstmkit.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from lstmkit.engines import RunOptions
 from lstmkit.functional import LSTMState
-from lstmkit.layers.base import Layer, _check_weight_list, in_symbolic_call
+from lstmkit.layers.base import Layer, _check_weight_list, _positive_int, in_symbolic_call
 
 _USE_CUDNN = ("auto", True, False)
 
@@ -93,9 +93,7 @@ class RNN(Layer):
     ) -> None:
         super().__init__(**kwargs)
         cls = type(self).__name__
-        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-            raise ValueError(f"{cls}: units must be a positive integer, got {units!r}")
-        self.units = units
+        self.units = _positive_int(cls, "units", units)
         # Resolve now so that unknown names fail at construction, naming the argument.
         self.activation = activations.get(activation, argument=f"{cls}: activation")
         self.recurrent_activation = activations.get(
