@@ -321,7 +321,8 @@ def _plan_synthetic(
     else:
         tts = {"voice": name, "duration_stretch": _r(rng.uniform(0.85, 1.2))}
     # festival has one (male) voice: shift its formants and pitch further, mostly upwards
-    # (+400 cents raises formants by 26 %, about the step from a man's vocal tract to a woman's).
+    # (+400 cents raises the formants by 26 %, a little beyond the 15-20 % between men's and
+    # women's vocal tracts).
     cents = (-150.0, 400.0) if engine == "festival" else (-150.0, 150.0)
     shift_prob = 0.7 if engine == "festival" else 0.5
     reverb = [_r(rng.uniform(10, 60)), _r(rng.uniform(20, 80)), _r(rng.uniform(20, 100))]
