@@ -175,7 +175,6 @@ class EpochScores(Callback):
             self.model.load_state_dict(self.best_state)
 
 
-@torch.no_grad()
 def _chain(
     *steps: Callable[[np.ndarray], np.ndarray] | None,
 ) -> Callable[[np.ndarray], np.ndarray] | None:
