@@ -142,8 +142,6 @@ def evaluate(
 ) -> None:
     """Score a saved model: WER, CER and SER with greedy and beam decoding."""
     from lstmkit.apps.speech.evaluate import Recognizer, by_group_line
-    from lstmkit.apps.speech.features import load_features
-    from lstmkit.datasets.digits import load_digits
 
     if beam_size < 1:
         raise ValueError(f"--beam-size must be >= 1, got {beam_size}")
@@ -155,10 +153,7 @@ def evaluate(
     for split in sets or ["test", "real"]:
         if split not in ("test", "real", "val", "train"):
             raise ValueError(f"--set must be one of test, real, val, train; got {split!r}")
-        utterances = load_digits(root, split)
-        feats = load_features(utterances, rec.spec, cache, split, progress=False)
-        engines = [u.params["engine"] for u in utterances]
-        results[split] = rec.evaluate(feats, beam_size=beam_size, groups=engines)
+        results[split] = rec.evaluate_split(root, split, cache, beam_size)
     if as_json:
         keys = ("n", "greedy", "beam", "groups")
         typer.echo(json.dumps({s: {k: r[k] for k in keys} for s, r in results.items()}))

@@ -35,10 +35,12 @@ from lstmkit.apps.speech.features import (
     LengthBatches,
     decode_labels,
     features_of_audio,
+    load_features,
     pad_batch,
 )
 from lstmkit.apps.speech.model import SpeechRecognizer
 from lstmkit.data.audio import load_audio
+from lstmkit.datasets.digits import load_digits
 from lstmkit.layers.base import get_mask
 from lstmkit.models import load_model
 
@@ -235,6 +237,9 @@ class Recognizer:
             raise ValueError(
                 f"evaluate: expected one group label per utterance ({len(data)}), got {len(groups)}"
             )
+        members: dict[str, list[int]] = {}
+        for i, label in enumerate(groups or ()):
+            members.setdefault(label, []).append(i)
         outputs = self.log_probs(data.feats, batch_size)
         result: dict[str, Any] = {"n": len(data), "errors": {}}
         if groups is not None:
@@ -248,8 +253,7 @@ class Recognizer:
                         "n": len(rows),
                         **error_rates([data.transcripts[i] for i in rows], [hyps[i] for i in rows]),
                     }
-                    for label in sorted(set(groups))
-                    for rows in [[i for i, g in enumerate(groups) if g == label]]
+                    for label, rows in sorted(members.items())
                 }
             result["errors"][decoder] = [
                 (i, r, h)
@@ -257,6 +261,22 @@ class Recognizer:
                 if r.split() != h.split()
             ]
         return result
+
+    def evaluate_split(
+        self,
+        manifest_or_dir: str | os.PathLike[str],
+        split: str,
+        cache_dir: str | os.PathLike[str] | None,
+        beam_size: int = 8,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """:meth:`evaluate` on one split of a digits corpus (features from the cache in
+        ``cache_dir``, computed and cached if missing), with the error rates per synthesiser:
+        ``groups`` are the utterances' engines (``espeak-ng``, ``flite``, ``asterisk`` …)."""
+        utterances = load_digits(manifest_or_dir, split)
+        feats = load_features(utterances, self.spec, cache_dir, split, progress)
+        engines = [u.params["engine"] for u in utterances]
+        return self.evaluate(feats, beam_size=beam_size, groups=engines)
 
 
 def by_group_line(groups: dict[str, dict[str, float]]) -> str:

@@ -295,9 +295,7 @@ def train(
     for split in ("test", "real") if chief else ():
         if not getattr(cfg, f"n_{split}"):
             continue
-        feats = split_features(cfg, manifest, split, progress)
-        engines = [u.params["engine"] for u in load_digits(manifest, split)]
-        result = recognizer.evaluate(feats, beam_size=cfg.beam_size, groups=engines)
+        result = recognizer.evaluate_split(manifest, split, cfg.cache_dir, cfg.beam_size, progress)
         scores[split] = {k: result[k] for k in ("n", "greedy", "beam")}
         scores[split]["beam_by_engine"] = result["groups"]["beam"]
         scores[split]["examples_wrong"] = result["errors"]["beam"][:20]
