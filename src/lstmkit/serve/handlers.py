@@ -111,7 +111,7 @@ def app_of_assets(assets: dict[str, Any]) -> str | None:
     app = assets.get("app")
     if isinstance(app, str) and app.startswith("lstmkit."):
         name = app.removeprefix("lstmkit.")
-        if name in ("sentiment", "textgen", "translate", "speech"):
+        if name in APPS:
             return name
     if isinstance(assets.get("textgen"), dict):
         return "textgen"
