@@ -9,7 +9,8 @@ STAMP=.venv/.lstmkit-installed
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 
 # Debian packages: translation data, speech synthesis, the real-voice digits, the test browser.
-APT_PACKAGES="trans-de-en espeak-ng flite festival festvox-kdlpc16k sox asterisk-core-sounds-en-wav chromium"
+APT_PACKAGES="trans-de-en espeak-ng flite festival sox asterisk-core-sounds-en-wav chromium
+    festvox-kdlpc16k festvox-italp16k festvox-czech-dita festvox-suopuhe-lj festvox-ca-ona-hts"
 missing=""
 for p in $APT_PACKAGES; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

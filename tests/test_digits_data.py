@@ -104,6 +104,35 @@ def test_festival_speaks_a_share_of_training_and_leaves_the_other_utterances_unc
         assert 0.4 < u.duration_s < 10
 
 
+def test_respelled_voices_cover_the_vocabulary_with_distinct_spellings():
+    for voice, spelling in digits.FESTIVAL_RESPELLED.items():
+        assert set(spelling) == set(VOCABULARY), voice
+        assert len(set(spelling.values())) == len(VOCABULARY), voice  # no two words alike
+        assert all(s.isascii() and s.isalpha() for s in spelling.values()), voice
+
+
+@pytest.mark.skipif(
+    not set(digits.festival_voices()) & set(digits.FESTIVAL_RESPELLED),
+    reason="needs festival and one of its non-English voices (e.g. festvox-italp16k)",
+)
+def test_respelled_voices_say_their_spelling_of_the_transcript(tmp_path):
+    foreign = sorted(set(digits.festival_voices()) & set(digits.FESTIVAL_RESPELLED))
+    plan = digits._plan({"train": 300}, seed=4, sounds_dir=None, festival_share=1.0)
+    said = [item for item in plan if item["params"]["tts"]["voice"] in foreign]
+    assert said
+    for item in said:
+        spelling = digits.FESTIVAL_RESPELLED[item["params"]["tts"]["voice"]]
+        expected = " ".join(spelling[w] for w in item["transcript"].split())
+        assert item["params"]["tts"]["text"] == expected
+        assert "f0_mean" not in item["params"]["tts"]  # their intonation has no such knob
+        assert -150 <= item["params"]["sox"]["pitch_cents"] <= 150  # women: not shifted up
+    for voice in foreign:  # each voice really speaks: audible, a plausible length
+        item = next(i for i in said if i["params"]["tts"]["voice"] == voice)
+        audio = digits._synthesise(item["transcript"], item["params"])
+        assert np.sqrt(np.mean(audio**2)) > 1e-3, voice
+        assert 0.3 * len(item["transcript"].split()) < len(audio) / 16000 < 10, voice
+
+
 def test_festival_share_is_checked():
     with pytest.raises(ValueError, match=r"festival_share in \[0, 1\], got 1.5"):
         synthesize_digits("/nonexistent", n_train=1, festival_share=1.5, progress=False)

@@ -16,15 +16,21 @@ Sources (Debian packages, nothing downloaded):
 - ``festival`` (optional, for training only): its English voices whose speaker is not one of
   flite's (flite's ``kal`` and ``slt`` also exist as festival voices and are left out); with
   ``festvox-kdlpc16k`` that is ``ked_diphone``, an American male diphone voice. Per utterance:
-  duration stretch 0.85–1.25, mean pitch 80–200 Hz with a spread of 10–40 Hz. A share of the
-  training utterances (``festival_share``) is spoken by it: a second training synthesiser
-  with its own prosody, so that the model does not learn espeak-ng's alone.
+  duration stretch 0.85–1.25, mean pitch 80–200 Hz with a spread of 10–40 Hz. And four
+  women's voices of other languages, which say the digits as their speakers would, from their
+  language's spelling of the English words (``FESTIVAL_RESPELLED``; Italian "uan tu tri"):
+  ``lp_diphone`` (Italian, ``festvox-italp16k``), ``czech_dita`` (``festvox-czech-dita``),
+  ``suo_fi_lj_diphone`` (Finnish, ``festvox-suopuhe-lj``) and ``upc_ca_ona_hts`` (Catalan,
+  ``festvox-ca-ona-hts``); the manifest records the spelling spoken (``params.tts.text``).
+  A share of the training utterances (``festival_share``) is spoken by festival, each by one of
+  its installed voices drawn uniformly: a second training synthesiser with its own prosody,
+  and the only natural women's voices available besides flite's test voice ``slt``.
 - ``asterisk-core-sounds-en-wav``: one real speaker's recordings of the single digits and "oh"
   (8 kHz telephone audio). Digit strings are assembled from them with 50–300 ms pauses between
   words, light noise (25–40 dB SNR), upsampled to 16 kHz: a real-voice test set.
 
 Synthetic speech then goes through ``sox``: tempo ×0.9–1.1 (half the utterances), pitch shift
-±150 cents (half; −150…+400 cents for 70 % of festival's, its one voice made higher and
+±150 cents (half; −150…+400 cents for 70 % of festival's English male voice, made higher and
 lower), reverberation (30 %), 50–400 ms of silence before and after, resampling to 16 kHz.
 Finally, in NumPy: level set to −32…−20 dBFS and, for 70 %, white or pink noise added at
 5–30 dB SNR (signal power = mean power of the padded utterance), from a recorded seed; the few
@@ -204,19 +210,52 @@ def flite_voices() -> tuple[str, ...]:
     return tuple(sorted(n for n in names if not n.endswith("_time")))
 
 
-FESTIVAL_VOICE_DIRS = (Path("/usr/share/festival/voices/english"),)
+FESTIVAL_VOICE_ROOT = Path("/usr/share/festival/voices")
+
+# festival voices of other languages, each with its language's spelling of the English digit
+# words: it says them as a native speaker of that language would (Italian "uan, tu, tri").
+# They are the only women's voices in Debian besides flite's slt, which is a test speaker.
+FESTIVAL_RESPELLED: dict[str, dict[str, str]] = {
+    # Italian, festvox-italp16k
+    "lp_diphone": dict(
+        zero="ziro", oh="ou", one="uan", two="tu", three="tri", four="for", five="faiv",
+        six="sics", seven="seven", eight="eit", nine="nain",
+    ),
+    # Czech, festvox-czech-dita
+    "czech_dita": dict(
+        zero="zirou", oh="ou", one="uan", two="tuu", three="trii", four="foor", five="fajv",
+        six="siks", seven="sevn", eight="ejt", nine="najn",
+    ),
+    # Finnish, festvox-suopuhe-lj
+    "suo_fi_lj_diphone": dict(
+        zero="siirou", oh="ou", one="uan", two="tuu", three="trii", four="foor", five="faiv",
+        six="siks", seven="seven", eight="eit", nine="nain",
+    ),
+    # Catalan, festvox-ca-ona-hts
+    "upc_ca_ona_hts": dict(
+        zero="zirou", oh="ou", one="uan", two="tu", three="tri", four="for", five="faif",
+        six="sics", seven="seven", eight="eit", nine="nain",
+    ),
+}  # fmt: skip
+FESTIVAL_PACKAGES = (
+    "festvox-kdlpc16k festvox-italp16k festvox-czech-dita festvox-suopuhe-lj festvox-ca-ona-hts"
+)
 
 
 @functools.cache
 def festival_voices() -> tuple[str, ...]:
-    """festival's English voices (folder names, e.g. ``ked_diphone``) whose speaker is none of
-    flite's voices (a name token such as ``kal`` or ``slt`` marks the speaker), sorted; empty
+    """festival's voices (folder names, e.g. ``ked_diphone``) that can say the digits, sorted:
+    its English voices whose speaker is none of flite's voices (a name token such as ``kal``
+    or ``slt`` marks the speaker), and the installed voices of ``FESTIVAL_RESPELLED``; empty
     when festival is not installed."""
     if shutil.which("text2wave") is None:
         return ()
     flite_speakers = set(flite_voices()) if shutil.which("flite") else set()
-    names = {p.name for root in FESTIVAL_VOICE_DIRS if root.is_dir() for p in root.iterdir()}
-    return tuple(sorted(n for n in names if not flite_speakers & set(n.split("_"))))
+    english = FESTIVAL_VOICE_ROOT / "english"
+    names = {p.name for p in english.iterdir()} if english.is_dir() else set()
+    names = {n for n in names if not flite_speakers & set(n.split("_"))}
+    names |= {n for n in FESTIVAL_RESPELLED if any(FESTIVAL_VOICE_ROOT.glob(f"*/{n}"))}
+    return tuple(sorted(names))
 
 
 def split_voices(festival: bool = False) -> dict[str, tuple[str, ...]]:
@@ -277,11 +316,11 @@ def _plan(
             elif split == "train" and festival_share > 0:
                 # Its own generator: the other utterances do not change with festival_share.
                 if np.random.default_rng([seed, split_index, i, 1]).random() < festival_share:
-                    voice, params = _plan_synthetic(_of(voices[split], "festival"), rng)
+                    voice, params = _plan_synthetic(_of(voices[split], "festival"), words, rng)
                 else:
-                    voice, params = _plan_synthetic(_of(voices[split], "espeak-ng"), rng)
+                    voice, params = _plan_synthetic(_of(voices[split], "espeak-ng"), words, rng)
             else:
-                voice, params = _plan_synthetic(voices[split], rng)
+                voice, params = _plan_synthetic(voices[split], words, rng)
             params = {"digits": digits, **params}
             items.append(_item(f"{split}-{i:06d}", split, " ".join(words), voice, params))
     return items
@@ -298,7 +337,7 @@ def _of(voices: tuple[str, ...], engine: str) -> tuple[str, ...]:
 
 
 def _plan_synthetic(
-    voices: tuple[str, ...], rng: np.random.Generator
+    voices: tuple[str, ...], words: list[str], rng: np.random.Generator
 ) -> tuple[str, dict[str, Any]]:
     engines = sorted({v.split(":", 1)[0] for v in voices})  # test: espeak-ng and flite
     engine = engines[int(rng.random() * len(engines))]  # half each, whatever their voice count
@@ -311,6 +350,15 @@ def _plan_synthetic(
             "pitch": int(rng.integers(25, 76)),
             "word_gap_10ms": int(rng.integers(0, 5)),
         }
+    elif engine == "festival" and name in FESTIVAL_RESPELLED:
+        # Their intonation ignores int_lr_params; the HTS voice ignores Duration_Stretch too
+        # (sox's tempo still varies it).
+        spelling = FESTIVAL_RESPELLED[name]
+        tts = {
+            "voice": name,
+            "text": " ".join(spelling[w] for w in words),
+            "duration_stretch": _r(rng.uniform(0.85, 1.25)),
+        }
     elif engine == "festival":
         tts = {
             "voice": name,
@@ -320,11 +368,12 @@ def _plan_synthetic(
         }
     else:
         tts = {"voice": name, "duration_stretch": _r(rng.uniform(0.85, 1.2))}
-    # festival has one (male) voice: shift its formants and pitch further, mostly upwards
+    # festival's English voice is one man: shift its formants and pitch further, mostly upwards
     # (+400 cents raises the formants by 26 %, a little beyond the 15-20 % between men's and
     # women's vocal tracts).
-    cents = (-150.0, 400.0) if engine == "festival" else (-150.0, 150.0)
-    shift_prob = 0.7 if engine == "festival" else 0.5
+    male_festival = engine == "festival" and name not in FESTIVAL_RESPELLED
+    cents = (-150.0, 400.0) if male_festival else (-150.0, 150.0)
+    shift_prob = 0.7 if male_festival else 0.5
     reverb = [_r(rng.uniform(10, 60)), _r(rng.uniform(20, 80)), _r(rng.uniform(20, 100))]
     sox = {
         "tempo": _r(rng.uniform(0.9, 1.1)) if rng.random() < 0.5 else 1.0,
@@ -401,7 +450,7 @@ def _synthesise(text: str, params: dict[str, Any]) -> np.ndarray:
     """``(N,)`` float32 samples at 16 kHz: the synthesiser's speech after the sox effects."""
     with tempfile.TemporaryDirectory(prefix="lstmkit-digits-") as tmp:
         raw, out = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
-        (Path(tmp) / "text.txt").write_text(text + "\n")
+        (Path(tmp) / "text.txt").write_text(params["tts"].get("text", text) + "\n")
         _run(_tts_command(text, params["engine"], params["tts"], raw))
         # -R: repeatable (seeded) randomness; -D: no dither. Float output: one rounding only.
         sox = ["sox", "-R", "-D", "-V1", str(raw), "-e", "floating-point", "-b", "32", str(out)]
@@ -418,15 +467,17 @@ def _tts_command(text: str, engine: str, tts: dict[str, Any], out: Path) -> list
             "-g", str(tts["word_gap_10ms"]), "-w", str(out), text,
         ]  # fmt: skip
     if engine == "festival":  # text2wave reads the text from the file _synthesise wrote
-        intonation = (
-            f"(set! int_lr_params '((target_f0_mean {tts['f0_mean']}) "
-            f"(target_f0_std {tts['f0_std']}) (model_f0_mean 170) (model_f0_std 34)))"
-        )
-        return [
+        command = [
             "text2wave", "-o", str(out), "-eval", f"(voice_{tts['voice']})",
             "-eval", f"(Parameter.set 'Duration_Stretch {tts['duration_stretch']})",
-            "-eval", intonation, str(out.parent / "text.txt"),
         ]  # fmt: skip
+        if "f0_mean" in tts:  # the English voice's linear-regression intonation
+            command += [
+                "-eval",
+                f"(set! int_lr_params '((target_f0_mean {tts['f0_mean']}) "
+                f"(target_f0_std {tts['f0_std']}) (model_f0_mean 170) (model_f0_std 34)))",
+            ]
+        return [*command, str(out.parent / "text.txt")]
     return [
         "flite", "-voice", tts["voice"], "--setf", f"duration_stretch={tts['duration_stretch']}",
         "-t", text, "-o", str(out),
@@ -543,8 +594,8 @@ def synthesize_digits(
         workers: processes rendering audio in parallel.
         progress: show a progress bar.
         festival_share: fraction (in ``[0, 1]``) of the training utterances spoken by
-            festival's voices instead of espeak-ng's; needs ``festival`` and one of its English
-            voices that is not a flite speaker (``festvox-kdlpc16k``).
+            festival's voices (:func:`festival_voices`) instead of espeak-ng's; needs
+            ``festival`` and at least one of the voices in ``FESTIVAL_PACKAGES``.
 
     Returns:
         Path of ``out_dir/manifest.jsonl``. If it already describes exactly these settings and
@@ -571,8 +622,8 @@ def synthesize_digits(
         _require("text2wave", "festival")
         if not festival_voices():
             raise RuntimeError(
-                "festival has no English voice besides flite's speakers; install one with "
-                "`apt-get install festvox-kdlpc16k`"
+                "festival has no voice that can say the digits besides flite's speakers; "
+                f"install some with `apt-get install {FESTIVAL_PACKAGES}`"
             )
     sounds_dir = asterisk_digits_dir() if n_real else None
     items = _plan(counts, seed, sounds_dir, festival_share if n_train else 0.0)
