@@ -6,7 +6,8 @@ the wrong type or range are rejected when the config is made, before any data is
 
 The defaults are the configuration behind the figures in ``docs/speech.md``:
 
-* data: 8,000 training utterances, a quarter spoken by festival's voice and the rest by the
+* data: 8,000 training utterances, 40 % spoken by festival's voices (one American man, and
+  four women of other languages reading a respelling of the English words) and the rest by the
   espeak-ng training voices, 400 validation, 600 test (held-out espeak-ng variants and every
   flite voice) and 300 real-voice utterances;
 * features: 80 log-mel bands, 25 ms windows every 10 ms, of audio resampled to 8 kHz (telephone
@@ -55,9 +56,9 @@ class SpeechConfig(ConfigMixin):
     n_test: int = _opt(600, "Test utterances (held-out espeak-ng variants and all flite voices).")
     n_real: int = _opt(300, "Real-voice test utterances assembled from asterisk's recordings.")
     festival_share: float = _opt(
-        0.25,
-        "Share of the training utterances spoken by festival's voices (not flite's speakers) "
-        "instead of espeak-ng's.",
+        0.4,
+        "Share of the training utterances spoken by festival's voices (not flite's speakers; "
+        "an English man and four women of other languages) instead of espeak-ng's.",
     )
     data_seed: int = _opt(0, "Seed of the corpus (what is said, by which voice, how).")
     workers: int = _opt(2, "Processes that render audio in `synthesize`.")
