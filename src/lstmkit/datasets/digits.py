@@ -215,28 +215,26 @@ FESTIVAL_VOICE_ROOT = Path("/usr/share/festival/voices")
 # festival voices of other languages, each with its language's spelling of the English digit
 # words: it says them as a native speaker of that language would (Italian "uan, tu, tri").
 # They are the only women's voices in Debian besides flite's slt, which is a test speaker.
+_RESPELLED_VOICES = ("lp_diphone", "czech_dita", "suo_fi_lj_diphone", "upc_ca_ona_hts")
+# A word's spellings, in the order of _RESPELLED_VOICES: Italian (festvox-italp16k), Czech
+# (festvox-czech-dita), Finnish (festvox-suopuhe-lj), Catalan (festvox-ca-ona-hts).
+_RESPELLINGS = {
+    "zero": ("ziro", "zirou", "siirou", "zirou"),
+    "oh": ("ou", "ou", "ou", "ou"),
+    "one": ("uan", "uan", "uan", "uan"),
+    "two": ("tu", "tuu", "tuu", "tu"),
+    "three": ("tri", "trii", "trii", "tri"),
+    "four": ("for", "foor", "foor", "for"),
+    "five": ("faiv", "fajv", "faiv", "faif"),
+    "six": ("sics", "siks", "siks", "sics"),
+    "seven": ("seven", "sevn", "seven", "seven"),
+    "eight": ("eit", "ejt", "eit", "eit"),
+    "nine": ("nain", "najn", "nain", "nain"),
+}
 FESTIVAL_RESPELLED: dict[str, dict[str, str]] = {
-    # Italian, festvox-italp16k
-    "lp_diphone": dict(
-        zero="ziro", oh="ou", one="uan", two="tu", three="tri", four="for", five="faiv",
-        six="sics", seven="seven", eight="eit", nine="nain",
-    ),
-    # Czech, festvox-czech-dita
-    "czech_dita": dict(
-        zero="zirou", oh="ou", one="uan", two="tuu", three="trii", four="foor", five="fajv",
-        six="siks", seven="sevn", eight="ejt", nine="najn",
-    ),
-    # Finnish, festvox-suopuhe-lj
-    "suo_fi_lj_diphone": dict(
-        zero="siirou", oh="ou", one="uan", two="tuu", three="trii", four="foor", five="faiv",
-        six="siks", seven="seven", eight="eit", nine="nain",
-    ),
-    # Catalan, festvox-ca-ona-hts
-    "upc_ca_ona_hts": dict(
-        zero="zirou", oh="ou", one="uan", two="tu", three="tri", four="for", five="faif",
-        six="sics", seven="seven", eight="eit", nine="nain",
-    ),
-}  # fmt: skip
+    voice: {word: spellings[k] for word, spellings in _RESPELLINGS.items()}
+    for k, voice in enumerate(_RESPELLED_VOICES)
+}
 FESTIVAL_PACKAGES = (
     "festvox-kdlpc16k festvox-italp16k festvox-czech-dita festvox-suopuhe-lj festvox-ca-ona-hts"
 )
