@@ -93,6 +93,7 @@ import soundfile
 from rich.progress import track
 
 __all__ = [
+    "FESTIVAL_RESPELLED",
     "SPLITS",
     "VOCABULARY",
     "Utterance",
