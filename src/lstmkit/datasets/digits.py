@@ -446,10 +446,13 @@ def _render(item: dict[str, Any], root: str) -> dict[str, Any]:
 
 
 def _synthesise(text: str, params: dict[str, Any]) -> np.ndarray:
-    """``(N,)`` float32 samples at 16 kHz: the synthesiser's speech after the sox effects."""
+    """``(N,)`` float32 samples at 16 kHz: the synthesiser's speech after the sox effects.
+    ``text`` is the transcript; a voice whose plan has its own spelling (``tts["text"]``)
+    says that instead."""
+    text = params["tts"].get("text", text)
     with tempfile.TemporaryDirectory(prefix="lstmkit-digits-") as tmp:
         raw, out = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
-        (Path(tmp) / "text.txt").write_text(params["tts"].get("text", text) + "\n")
+        (Path(tmp) / "text.txt").write_text(text + "\n")
         _run(_tts_command(text, params["engine"], params["tts"], raw))
         # -R: repeatable (seeded) randomness; -D: no dither. Float output: one rounding only.
         sox = ["sox", "-R", "-D", "-V1", str(raw), "-e", "floating-point", "-b", "32", str(out)]
