@@ -225,6 +225,26 @@ def test_step_by_step_equals_teacher_forcing(attention, feeding):
         assert torch.allclose(fast, full[:, t], atol=1e-5)
 
 
+def test_word_dropout_zeroes_whole_embeddings_in_training_only():
+    plain = _tiny_model("bahdanau")
+    torch.manual_seed(0)
+    dropped = GNMT(**{**plain.get_config(), "word_dropout": 0.5, "dropout": 0.0})
+    dropped.load_state_dict(plain.state_dict())
+    dropped.eval()
+    tgt = torch.tensor([[BOS, 4, 5, 6], [BOS, 7, 8, 9], [BOS, 10, 11, 12]])
+    # inference: no effect at all
+    assert torch.equal(dropped([SRC, tgt], training=False), plain([SRC, tgt], training=False))
+    # training: each token's embedding is either all zero or scaled by 1 / (1 - 0.5)
+    emb = dropped.src_embedding(SRC)
+    out = dropped.word_drop(emb, training=True)
+    zero = (out == 0).all(-1)
+    assert zero.any() and (~zero).any()
+    assert torch.allclose(out[~zero], 2 * emb[~zero])
+    # ... and the model's training output changes with it
+    torch.manual_seed(1)
+    assert not torch.allclose(dropped([SRC, tgt], training=True), plain([SRC, tgt], training=False))
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 
@@ -315,6 +335,8 @@ def test_config_rejects_unknown_keys_and_bad_values():
         TranslateConfig.from_overrides(["attention=dot"])
     with pytest.raises(ValueError, match="key=value"):
         TranslateConfig.from_overrides(["units"])
+    with pytest.raises(ValueError, match=r"word_dropout must be in \[0, 1\), got 1.0"):
+        TranslateConfig.from_overrides(["word_dropout=1.0"])
     cfg = TranslateConfig.from_overrides(["input_feeding=yes", "dropout=0.1"])
     assert cfg.input_feeding is True and cfg.dropout == 0.1
     assert TranslateConfig.from_dict(cfg.to_dict()) == cfg

@@ -64,6 +64,9 @@ class TranslateConfig:
         "better than 0.3 on this small corpus, docs/translate.md)",
     )
     attention_dropout: float = _f(0.0, "dropout rate on the attention weights")
+    word_dropout: float = _f(
+        0.0, "rate at which whole token embeddings (source and target) are zeroed in training"
+    )
 
     # -- training -------------------------------------------------------------------------
     batch_size: int = _f(32, "sentence pairs per batch (batches hold pairs of similar length)")
@@ -128,7 +131,7 @@ class TranslateConfig:
             )
         if self.units % 2:
             raise ValueError(f"units must be even (split over two directions), got {self.units}")
-        for name in ("dropout", "attention_dropout", "label_smoothing"):
+        for name in ("dropout", "attention_dropout", "word_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.phrases < -1:

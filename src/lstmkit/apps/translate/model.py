@@ -2,14 +2,15 @@
 
 Encoder (source ids ``(B, S)``)::
 
-    e      = Dropout(Embedding(src, mask_zero=True))                       (B, S, E)
+    e      = Dropout(WordDropout(Embedding(src, mask_zero=True)))          (B, S, E)
     h^1    = Bidirectional(LSTM(U/2))(e)          forward ⊕ backward         (B, S, U)
     h^k    = LSTM(U)(Dropout(h^{k-1})) + h^{k-1}  k = 2..N_enc (residual)    (B, S, U)
     memory = h^{N_enc};  keys = W_k · memory (attention's key projection)
 
 Decoder (teacher forcing: the gold previous token ``tgt_in = <s> y`` at every step)::
 
-    x      = Dropout(Embedding(tgt_in))  [⊕ a_{t-1} with input feeding]      (B, T, E[+U])
+    x      = Dropout(WordDropout(Embedding(tgt_in)))  [⊕ a_{t-1} with input feeding]
+                                                                            (B, T, E[+U])
     d^1    = LSTM(U)(x)                   bottom layer; its output queries the attention
     c_t    = Σ_s α_ts memory_s,  α_t = softmax_s(score(d^1_t, key_s)), padding masked
     d^k    = LSTM(U)(Dropout(d^{k-1}) ⊕ c) + d^{k-1}    k = 2..N_dec: context into every
@@ -19,8 +20,10 @@ Decoder (teacher forcing: the gold previous token ``tgt_in = <s> y`` at every st
 
 Scores: ``luong`` (multiplicative, ``Attention``): ``d · (W_k m)``; ``bahdanau`` (additive,
 ``AdditiveAttention``): ``v · tanh(W_q d + W_k m + b)``; ``none``: no context at all (the
-ablation). Decoder layer ``k`` starts from the final state of encoder layer ``k`` (the
-bidirectional layer's two halves concatenated); deeper decoder layers start from zeros.
+ablation). ``WordDropout`` (training only) zeroes whole token embeddings: a ``Dropout`` whose
+mask is shared over the embedding axis (``noise_shape=(None, None, 1)``). Decoder layer ``k``
+starts from the final state of encoder layer ``k`` (the bidirectional layer's two halves
+concatenated); deeper decoder layers start from zeros.
 
 Without input feeding the whole target sequence runs through each layer at once (training is
 parallel over time, as in GNMT); with it the decoder runs step by step. Inference always runs step
@@ -95,6 +98,8 @@ class GNMT(Model):
         input_feeding: feed ``a_{t-1}`` into the bottom decoder layer.
         residual: residual connections from the second layer of each stack.
         dropout: rate of the ``Dropout`` layers; attention_dropout: on the attention weights.
+        word_dropout: rate at which whole source and target token embeddings are zeroed in
+            training (the rest scaled by ``1 / (1 - rate)``).
     """
 
     def __init__(
@@ -111,6 +116,7 @@ class GNMT(Model):
         residual: bool = True,
         dropout: float = 0.3,
         attention_dropout: float = 0.0,
+        word_dropout: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,6 +142,7 @@ class GNMT(Model):
             "residual": bool(residual),
             "dropout": float(dropout),
             "attention_dropout": float(attention_dropout),
+            "word_dropout": float(word_dropout),
         }
         self.units = units
         self.attention_kind = attention
@@ -145,6 +152,7 @@ class GNMT(Model):
         self.src_embedding = Embedding(src_vocab_size, embed_dim, mask_zero=True)
         self.tgt_embedding = Embedding(tgt_vocab_size, embed_dim, mask_zero=True)
         self.drop = Dropout(dropout)
+        self.word_drop = Dropout(word_dropout, noise_shape=(None, None, 1))
         self.concat = Concatenate()
         self.add = Add()
         self.encoder_bi = Bidirectional(LSTM(units // 2, return_sequences=True, return_state=True))
@@ -183,7 +191,8 @@ class GNMT(Model):
 
     def encode(self, src: Tensor, training: bool | None = None) -> Encoded:
         """Run the encoder over ``src (B, S)`` (0 = padding)."""
-        x = self.drop(self.src_embedding(src), training=training)  # (B, S, E), masked
+        x = self.word_drop(self.src_embedding(src), training=training)  # (B, S, E), masked
+        x = self.drop(x, training=training)
         seq, h_f, c_f, h_b, c_b = self.encoder_bi(x, training=training)  # (B, S, U)
         states = [LSTMState(torch.cat([h_f, h_b], -1), torch.cat([c_f, c_b], -1))]
         for lstm in self.encoder_stack:
@@ -227,7 +236,8 @@ class GNMT(Model):
     ) -> tuple[Tensor, DecoderState, Tensor | None]:
         """Logits ``(B, T, V)`` for ``tgt_in (B, T)`` from ``state``; the new state; the
         attention weights ``(B, T, S)`` (``None`` without attention)."""
-        x = self.drop(self.tgt_embedding(tgt_in), training=training)  # (B, T, E)
+        x = self.word_drop(self.tgt_embedding(tgt_in), training=training)  # (B, T, E)
+        x = self.drop(x, training=training)
         if self.input_feeding:
             return self._decode_fed(x, enc, state, training)
         out, layers, weights = self._decoder_layers(x, enc, state.layers, training)

@@ -65,6 +65,7 @@ def build_model(cfg: TranslateConfig, src: Vocab, tgt: Vocab) -> GNMT:
         residual=cfg.residual,
         dropout=cfg.dropout,
         attention_dropout=cfg.attention_dropout,
+        word_dropout=cfg.word_dropout,
     )
     model.assets = {
         "app": "lstmkit.translate",
