@@ -133,6 +133,12 @@ def test_respelled_voices_say_their_spelling_of_the_transcript(tmp_path):
         assert 0.3 * len(item["transcript"].split()) < len(audio) / 16000 < 10, voice
 
 
+def test_setup_installs_every_festival_voice_package():
+    setup = (Path(__file__).parents[1] / "scripts" / "setup.sh").read_text()
+    packages = setup.split('APT_PACKAGES="', 1)[1].split('"', 1)[0].split()
+    assert set(digits.FESTIVAL_PACKAGES.split()) <= set(packages)
+
+
 def test_festival_share_is_checked():
     with pytest.raises(ValueError, match=r"festival_share in \[0, 1\], got 1.5"):
         synthesize_digits("/nonexistent", n_train=1, festival_share=1.5, progress=False)
