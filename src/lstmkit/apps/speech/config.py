@@ -6,7 +6,7 @@ the wrong type or range are rejected when the config is made, before any data is
 
 The defaults are the configuration behind the figures in ``docs/speech.md``:
 
-* data: 12,000 training utterances, 40 % spoken by festival's voices (one American man, and
+* data: 20,000 training utterances, 40 % spoken by festival's voices (one American man, and
   four women of other languages reading a respelling of the English words) and the rest by the
   espeak-ng training voices, 400 validation, 600 test (held-out espeak-ng variants and every
   flite voice) and 300 real-voice utterances;
@@ -51,7 +51,7 @@ class SpeechConfig(ConfigMixin):
 
     # -- data --------------------------------------------------------------------------------
     data_dir: str = _opt(DEFAULT_DATA_DIR, "Folder of the synthesised corpus (manifest + WAVs).")
-    n_train: int = _opt(12000, "Training utterances (espeak-ng training voices and festival's).")
+    n_train: int = _opt(20000, "Training utterances (espeak-ng training voices and festival's).")
     n_val: int = _opt(400, "Validation utterances (espeak-ng validation voices).")
     n_test: int = _opt(600, "Test utterances (held-out espeak-ng variants and all flite voices).")
     n_real: int = _opt(300, "Real-voice test utterances assembled from asterisk's recordings.")
