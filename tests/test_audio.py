@@ -10,6 +10,7 @@ import torch
 
 from lstmkit.data.audio import (
     LOG_FLOOR,
+    cepstral_smooth,
     load_audio,
     log_mel_spectrogram,
     normalize_features,
@@ -144,6 +145,40 @@ def test_log_mel_rejects_bad_input():
         log_mel_spectrogram([0.0] * 1600)
     with pytest.raises(ValueError, match="n_fft"):
         log_mel_spectrogram(np.zeros(1600, np.float32), n_fft=256)
+
+
+def dct_basis(n_bands: int) -> np.ndarray:
+    """``(F, F)`` orthonormal DCT-II basis from its formula: row k is cos(pi k (n + 1/2) / F)."""
+    n = np.arange(n_bands)
+    basis = np.cos(np.pi * np.outer(n, n + 0.5) / n_bands)
+    return basis / np.linalg.norm(basis, axis=1, keepdims=True)
+
+
+def test_cepstral_smooth_is_the_projection_on_the_first_cosines():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(7, 40)).astype(np.float32)
+    for n_keep in (1, 5, 16):
+        kept = dct_basis(40)[:n_keep]  # (K, F)
+        expected = feats @ kept.T @ kept  # least-squares fit by the K lowest cosines
+        out = cepstral_smooth(feats, n_keep)
+        assert out.dtype == np.float32 and out.shape == feats.shape
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+    np.testing.assert_array_equal(cepstral_smooth(feats, 40), feats)
+    np.testing.assert_array_equal(cepstral_smooth(feats, 99), feats)
+
+
+def test_cepstral_smooth_removes_a_harmonic_ripple_and_keeps_the_envelope():
+    bands = np.arange(80)
+    envelope = np.exp(-(((bands - 25) / 8.0) ** 2)) + 0.5 * np.exp(-(((bands - 55) / 10.0) ** 2))
+    ripple = 0.3 * np.cos(2 * np.pi * bands / 5.0)  # harmonics every 5 bands: k = 32
+    smooth = cepstral_smooth(np.tile(envelope, (3, 1)).astype(np.float32), 16)
+    assert np.abs(smooth - envelope).max() < 0.005  # the formants stay
+    out = cepstral_smooth(np.tile(envelope + ripple, (3, 1)).astype(np.float32), 16)
+    assert np.abs(out - envelope).max() < 0.1  # ripple of amplitude 0.3: a little leaks
+    with pytest.raises(ValueError, match="n_keep"):
+        cepstral_smooth(out, 0)
+    with pytest.raises(ValueError, match=r"\(T, F\)"):
+        cepstral_smooth(out[0], 4)
 
 
 def test_normalize_features_zero_mean_unit_variance_per_dimension():

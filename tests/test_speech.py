@@ -234,6 +234,14 @@ def test_feature_cache_is_reused_and_never_written_half_way(tmp_path):
     load_features(utts, SPEC, cache, "train", progress=False, compute=counting)
     load_features(utts, FeatureSpec(n_mels=40), cache, "train", progress=False, compute=counting)
     assert len(calls) == 8  # only the corrupt one was recomputed
+    # Cepstral smoothing is part of the key: its features are another file, and smoother.
+    smoothed = load_features(utts, FeatureSpec(cepstra=12), cache, "train", progress=False)
+    assert len(list(cache.iterdir())) == 3
+    ripple = [np.abs(np.diff(f.astype(np.float32), 2, axis=1)).mean() for f in first.feats]
+    smooth_ripple = [
+        np.abs(np.diff(f.astype(np.float32), 2, axis=1)).mean() for f in smoothed.feats
+    ]
+    assert all(s < 0.5 * r for s, r in zip(smooth_ripple, ripple))
 
 
 # -- a small model on real synthesised speech ----------------------------------------------------

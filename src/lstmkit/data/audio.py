@@ -1,4 +1,4 @@
-"""Audio input and features for speech models: load, log-mel, normalise, SpecAugment.
+"""Audio input and features for speech models: load, log-mel, smooth, normalise, SpecAugment.
 
 Audio is a 1-D ``float32`` NumPy array of samples in [-1, 1] at a known sample rate (Hz).
 Features are ``(T, F)`` arrays: ``T`` frames (one every ``hop_ms`` milliseconds), ``F`` mel
@@ -155,6 +155,37 @@ def log_mel_spectrogram(
         n_mels=n_mels,
     )  # (F, T)
     return np.log(np.maximum(power, LOG_FLOOR)).T.astype(np.float32)  # (T, F)
+
+
+def cepstral_smooth(log_mel: np.ndarray, n_keep: int) -> np.ndarray:
+    """Smooth each frame's log-mel bands by keeping its first ``n_keep`` cepstral coefficients.
+
+    ``c = DCT-II(x)`` over the ``F`` bands of a frame (orthonormal, ``scipy.fft.dct``),
+    ``c_k = 0`` for ``k ≥ n_keep``, ``x' = DCT-III(c)`` (the inverse). The kept coefficients
+    are those of MFCCs; projecting them back gives ``F`` bands again, a spectral envelope
+    without the ripple of the voice's pitch harmonics (cosines of period ``< 2F / n_keep``
+    bands are removed). ``n_keep ≥ F`` returns ``log_mel`` unchanged.
+
+    Args:
+        log_mel: ``(T, F)`` log-mel features.
+        n_keep: coefficients kept per frame, ≥ 1.
+
+    Returns:
+        ``(T, F)`` smoothed features, same dtype.
+    """
+    import scipy.fft  # a dependency of librosa
+
+    _check_positive_int("cepstral_smooth", "n_keep", n_keep)
+    if not isinstance(log_mel, np.ndarray) or log_mel.ndim != 2:
+        raise ValueError(
+            f"cepstral_smooth: expected log_mel as a NumPy array of shape (T, F), "
+            f"got {getattr(log_mel, 'shape', type(log_mel).__name__)}"
+        )
+    if n_keep >= log_mel.shape[1]:
+        return log_mel
+    ceps = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=1)  # (T, F)
+    ceps[:, n_keep:] = 0.0
+    return scipy.fft.idct(ceps, type=2, norm="ortho", axis=1).astype(log_mel.dtype, copy=False)
 
 
 def normalize_features(

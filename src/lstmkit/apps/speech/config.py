@@ -70,6 +70,11 @@ class SpeechConfig(ConfigMixin):
     n_mels: int = _opt(80, "Mel bands per frame.")
     win_ms: float = _opt(25.0, "Analysis window (ms).")
     hop_ms: float = _opt(10.0, "Frame step (ms).")
+    cepstra: int = _opt(
+        0,
+        "Cepstral smoothing across mel bands: DCT coefficients kept per frame (the rest, "
+        "the ripple of pitch harmonics, removed before normalising); 0 = none.",
+    )
     # -- augmentation (training only) --------------------------------------------------------
     augment: bool = _opt(True, "SpecAugment time and frequency masking in training.")
     freq_masks: int = _opt(2, "SpecAugment: frequency masks per utterance.")
@@ -132,7 +137,7 @@ class SpeechConfig(ConfigMixin):
                 raise ValueError(f"SpeechConfig: {name} must be >= 1, got {getattr(self, name)}")
         non_negative = (
             "n_test", "n_real", "data_seed", "freq_masks", "freq_width", "time_masks",
-            "time_width", "epochs", "warmup_steps", "seed", "threads",
+            "time_width", "epochs", "warmup_steps", "seed", "threads", "cepstra",
         )  # fmt: skip
         for name in non_negative:
             if getattr(self, name) < 0:

@@ -2,7 +2,8 @@
 
 One utterance's features (:func:`features_of_audio`): the audio resampled to
 ``spec.sample_rate`` (soxr), log-mel power with librosa (``spec.n_mels`` bands, ``spec.win_ms``
-windows every ``spec.hop_ms``), normalised per utterance to mean 0 and variance 1 per band —
+windows every ``spec.hop_ms``), optionally smoothed across bands (``spec.cepstra`` cepstral
+coefficients kept per frame), normalised per utterance to mean 0 and variance 1 per band —
 all by :mod:`lstmkit.data.audio`. Shapes: ``(T, F)`` per utterance, ``(B, T, F)`` batched.
 
 The cache (:func:`load_features`) holds one file per split and feature settings,
@@ -36,7 +37,13 @@ import torch
 from rich.progress import track
 
 from lstmkit.apps.parallel import process_share
-from lstmkit.data.audio import load_audio, log_mel_spectrogram, normalize_features, spec_augment
+from lstmkit.data.audio import (
+    cepstral_smooth,
+    load_audio,
+    log_mel_spectrogram,
+    normalize_features,
+    spec_augment,
+)
 from lstmkit.datasets.digits import Utterance
 
 _CACHE_VERSION = 1  # part of every cache key: bump when the computation changes
@@ -50,6 +57,7 @@ class FeatureSpec:
     n_mels: int = 80
     win_ms: float = 25.0
     hop_ms: float = 10.0
+    cepstra: int = 0  # cepstral smoothing: coefficients kept per frame; 0 = none
 
     def to_dict(self) -> dict[str, float]:
         return {
@@ -57,6 +65,7 @@ class FeatureSpec:
             "n_mels": self.n_mels,
             "win_ms": self.win_ms,
             "hop_ms": self.hop_ms,
+            "cepstra": self.cepstra,
         }
 
 
@@ -71,6 +80,8 @@ def features_of_audio(audio: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     feats = log_mel_spectrogram(
         audio, spec.sample_rate, n_mels=spec.n_mels, win_ms=spec.win_ms, hop_ms=spec.hop_ms
     )  # (T, F)
+    if spec.cepstra:
+        feats = cepstral_smooth(feats, spec.cepstra)
     return normalize_features(feats)
 
 

@@ -65,7 +65,7 @@ class TrainResult:
 
 
 def feature_spec(cfg: SpeechConfig) -> FeatureSpec:
-    return FeatureSpec(cfg.sample_rate, cfg.n_mels, cfg.win_ms, cfg.hop_ms)
+    return FeatureSpec(cfg.sample_rate, cfg.n_mels, cfg.win_ms, cfg.hop_ms, cfg.cepstra)
 
 
 def synthesize(cfg: SpeechConfig, progress: bool = True) -> Path:
