@@ -17,7 +17,7 @@ The defaults are the configuration behind the figures in ``docs/speech.md``:
   are faster than careful human speech), vocal tract length perturbation on the mel axis (half
   the utterances, warp factors 0.85–1.15) and SpecAugment;
 * model: 2 strided 3×3 ``Conv2D`` (32 filters, stride 2 in time and frequency: 40 ms frames) ->
-  3 ``Bidirectional(LSTM(160))`` -> ``Dense(12)`` -> CTC over the 11 words and the blank;
+  3 ``Bidirectional(LSTM(224))`` -> ``Dense(12)`` -> CTC over the 11 words and the blank;
 * training: Adam 1e-3 with warm-up and cosine decay, global gradient-norm clipping, batches of
   32 utterances of similar length (sorted by length, batch order shuffled every epoch).
 
@@ -105,7 +105,7 @@ class SpeechConfig(ConfigMixin):
     conv_kernel: int = _opt(3, "Kernel size of the convolutions (in time, and in frequency).")
     time_stride: int = _opt(2, "Stride in time of each convolution (frames shrink by its square).")
     lstm_layers: int = _opt(3, "Bidirectional LSTM layers.")
-    lstm_units: int = _opt(160, "Units of each LSTM direction.")
+    lstm_units: int = _opt(224, "Units of each LSTM direction.")
     dropout: float = _opt(0.15, "Dropout rate after the front end and between LSTM layers.")
     # -- training ----------------------------------------------------------------------------
     epochs: int = _opt(10, "Passes over the training utterances.")
