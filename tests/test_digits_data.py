@@ -146,6 +146,55 @@ def test_festival_share_is_checked():
         synthesize_digits("/nonexistent", n_train=1, festival_share="half", progress=False)
 
 
+@pytest.mark.skipif(not digits.pico_voices(), reason="needs the ttspico package")
+def test_pico_takes_its_share_from_espeak_and_leaves_festival_unchanged():
+    voices = split_voices(festival=True, pico=True)
+    pico = {v for v in voices["train"] if v.startswith("pico:")}
+    assert pico == {"pico:en-GB", "pico:en-US"}
+    assert not pico & (set(voices["val"]) | set(voices["test"]))
+    counts = {"train": 600, "val": 20, "test": 20}
+    before = digits._plan(counts, seed=3, sounds_dir=None, festival_share=0.4)
+    after = digits._plan(counts, seed=3, sounds_dir=None, festival_share=0.4, pico_share=0.2)
+    engines = Counter(item["params"]["engine"] for item in after if item["split"] == "train")
+    assert 80 < engines["pico"] < 160 and 190 < engines["festival"] < 290
+    assert sum(engines.values()) == 600
+    for a, b in zip(before, after, strict=True):
+        if b["params"]["engine"] == "pico":
+            assert a["params"]["engine"] == "espeak-ng"  # its share comes out of espeak-ng's
+            assert 80 <= b["params"]["tts"]["rate"] <= 120
+            assert 85 <= b["params"]["tts"]["pitch"] <= 125
+        else:
+            assert a == b  # festival's and the other espeak-ng utterances: the same files
+    assert Counter(i["voice"] for i in after if i["params"]["engine"] == "pico").keys() == {
+        "pico:en-GB",
+        "pico:en-US",
+    }
+
+
+@pytest.mark.skipif(not digits.pico_voices(), reason="needs the ttspico package")
+def test_pico_audio_is_the_same_whatever_was_rendered_before(tmp_path):
+    plan = digits._plan({"train": 200}, seed=6, sounds_dir=None, pico_share=1.0)
+    first, second = plan[0], plan[1]
+    alone = digits._synthesise(first["transcript"], first["params"])
+    digits._synthesise(second["transcript"], second["params"])  # a pico engine's state changes
+    again = digits._synthesise(first["transcript"], first["params"])
+    np.testing.assert_array_equal(alone, again)
+    assert np.sqrt(np.mean(alone**2)) > 1e-3
+    assert 0.3 * len(first["transcript"].split()) < len(alone) / 16000 < 10
+    assert np.abs(alone).max() < 0.99  # pico's default volume would clip; 50 % does not
+
+
+def test_shares_are_checked():
+    with pytest.raises(ValueError, match=r"pico_share in \[0, 1\], got -0.1"):
+        synthesize_digits("/nonexistent", n_train=1, pico_share=-0.1, progress=False)
+    with pytest.raises(TypeError, match="pico_share to be a number"):
+        synthesize_digits("/nonexistent", n_train=1, pico_share=None, progress=False)
+    with pytest.raises(ValueError, match=r"festival_share \+ pico_share ≤ 1, got 0.7 \+ 0.4"):
+        synthesize_digits(
+            "/nonexistent", n_train=1, festival_share=0.7, pico_share=0.4, progress=False
+        )
+
+
 def test_transcripts_spell_the_digit_strings(corpus):
     utterances = all_utterances(corpus)
     assert Counter(u.split for u in utterances) == {"train": 3, "val": 1, "test": 4, "real": 2}

@@ -59,6 +59,15 @@ def test_train_flags_are_the_config_fields():
     assert "--lstm-units" in help_text and "--no-augment" in help_text
 
 
+def test_synthesize_takes_the_data_fields_including_the_shares():
+    synthesize = typer.main.get_command(app).commands["synthesize"]
+    names = {p.name for p in synthesize.params}
+    assert {"festival_share", "pico_share", "n_train", "data_dir", "data_seed"} <= names
+    result = run("synthesize", "--festival-share", "0.7", "--pico-share", "0.4")
+    assert result.exit_code == 1
+    assert "festival_share + pico_share must not pass 1, got 0.7 + 0.4" in result.output
+
+
 def test_bad_config_and_values_end_with_one_line_errors(tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text('{"lstm_unit": 3}')

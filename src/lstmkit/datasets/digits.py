@@ -25,6 +25,10 @@ Sources (Debian packages, nothing downloaded):
   A share of the training utterances (``festival_share``) is spoken by festival, each by one of
   its installed voices drawn uniformly: a second training synthesiser with its own prosody,
   and the only natural women's voices available besides flite's test voice ``slt``.
+- SVOX Pico (optional, for training only; the ``ttspico`` package, which bundles the engine
+  and its voices): ``en-US`` and ``en-GB``, an American and a British woman — a third
+  synthesiser, and natural English women's voices that are not flite's test speaker. Per
+  utterance: rate 80–120 % and pitch 85–125 % of the voice's own (``pico_share``).
 - ``asterisk-core-sounds-en-wav``: one real speaker's recordings of the single digits and "oh"
   (8 kHz telephone audio). Digit strings are assembled from them with 50–300 ms pauses between
   words, light noise (25–40 dB SNR), upsampled to 16 kHz: a real-voice test set.
@@ -43,9 +47,11 @@ Splits, by voice, so that the test is speaker-independent:
   *train*. A voice belongs to its variant's split, whatever its accent, so no test or
   validation variant is heard in training in any accent.
 - every flite voice is a test voice (half of the test utterances are flite's, half espeak-ng's);
-- festival's voices are training voices; whether a training utterance is festival's is drawn
-  from its own generator, so the espeak-ng utterances of a corpus are the same, file for file,
-  whatever ``festival_share`` is;
+- festival's and pico's voices are training voices; one number ``u`` drawn from its own
+  generator decides the engine of a training utterance: festival if ``u < festival_share``,
+  pico if ``u < festival_share + pico_share``, espeak-ng otherwise. So a corpus's festival
+  utterances do not depend on ``pico_share``, and its espeak-ng utterances are the same file
+  for file, except those that pico now speaks;
 - the asterisk speaker forms the separate split ``"real"``.
 
 Generation is deterministic: utterance ``i`` of a split draws everything from
@@ -103,6 +109,7 @@ __all__ = [
     "flite_voices",
     "load_digits",
     "make_real_voice_set",
+    "pico_voices",
     "split_voices",
     "synthesize_digits",
 ]
@@ -257,12 +264,27 @@ def festival_voices() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def split_voices(festival: bool = False) -> dict[str, tuple[str, ...]]:
+PICO_VOICES = ("en-GB", "en-US")
+
+
+@functools.cache
+def pico_voices() -> tuple[str, ...]:
+    """SVOX Pico's English voices (``en-GB``, ``en-US``: two women); empty when the ``ttspico``
+    package is not installed."""
+    try:
+        import ttspico  # noqa: F401
+    except ImportError:
+        return ()
+    return PICO_VOICES
+
+
+def split_voices(festival: bool = False, pico: bool = False) -> dict[str, tuple[str, ...]]:
     """Voice ids (``engine:name``) of each synthetic split: ``train``, ``val``, ``test``.
 
     The rule is in the module docstring; the splits are disjoint and every split is
-    non-empty when espeak-ng offers at least three distinct variants. ``festival``: add
-    festival's voices (:func:`festival_voices`) to the training voices.
+    non-empty when espeak-ng offers at least three distinct variants. ``festival``, ``pico``:
+    add festival's (:func:`festival_voices`) or pico's (:func:`pico_voices`) voices to the
+    training voices.
     """
     voices = espeak_voices()
     variants = sorted(
@@ -279,6 +301,8 @@ def split_voices(festival: bool = False) -> dict[str, tuple[str, ...]]:
     out["test"] += [f"flite:{v}" for v in flite_voices()]
     if festival:
         out["train"] += [f"festival:{v}" for v in festival_voices()]
+    if pico:
+        out["train"] += [f"pico:{v}" for v in pico_voices()]
     return {split: tuple(names) for split, names in out.items()}
 
 
@@ -299,11 +323,15 @@ def asterisk_digits_dir() -> Path:
 
 
 def _plan(
-    counts: dict[str, int], seed: int, sounds_dir: Path | None, festival_share: float = 0.0
+    counts: dict[str, int],
+    seed: int,
+    sounds_dir: Path | None,
+    festival_share: float = 0.0,
+    pico_share: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Everything each utterance will be, drawn from its own seeded generator."""
     synthetic = any(counts.get(s) for s in ("train", "val", "test"))
-    voices = split_voices(festival=festival_share > 0) if synthetic else {}
+    voices = split_voices(festival=festival_share > 0, pico=pico_share > 0) if synthetic else {}
     items = []
     for split_index, split in enumerate(SPLITS):
         for i in range(counts.get(split, 0)):
@@ -312,12 +340,17 @@ def _plan(
             words = [_say(d, rng) for d in digits]
             if split == "real":
                 voice, params = _plan_real(words, rng, sounds_dir)
-            elif split == "train" and festival_share > 0:
-                # Its own generator: the other utterances do not change with festival_share.
-                if np.random.default_rng([seed, split_index, i, 1]).random() < festival_share:
-                    voice, params = _plan_synthetic(_of(voices[split], "festival"), words, rng)
-                else:
-                    voice, params = _plan_synthetic(_of(voices[split], "espeak-ng"), words, rng)
+            elif split == "train" and festival_share + pico_share > 0:
+                # Its own generator: the other utterances do not change with the shares.
+                u = np.random.default_rng([seed, split_index, i, 1]).random()
+                engine = (
+                    "festival"
+                    if u < festival_share
+                    else "pico"
+                    if u < festival_share + pico_share
+                    else "espeak-ng"
+                )
+                voice, params = _plan_synthetic(_of(voices[split], engine), words, rng)
             else:
                 voice, params = _plan_synthetic(voices[split], words, rng)
             params = {"digits": digits, **params}
@@ -364,6 +397,12 @@ def _plan_synthetic(
             "duration_stretch": _r(rng.uniform(0.85, 1.25)),
             "f0_mean": int(rng.integers(80, 201)),
             "f0_std": int(rng.integers(10, 41)),
+        }
+    elif engine == "pico":  # percentages of the voice's own speaking rate and pitch
+        tts = {
+            "voice": name,
+            "rate": int(rng.integers(80, 121)),
+            "pitch": int(rng.integers(85, 126)),
         }
     else:
         tts = {"voice": name, "duration_stretch": _r(rng.uniform(0.85, 1.2))}
@@ -453,13 +492,31 @@ def _synthesise(text: str, params: dict[str, Any]) -> np.ndarray:
     with tempfile.TemporaryDirectory(prefix="lstmkit-digits-") as tmp:
         raw, out = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
         (Path(tmp) / "text.txt").write_text(text + "\n")
-        _run(_tts_command(text, params["engine"], params["tts"], raw))
+        if params["engine"] == "pico":
+            _pico_say(text, params["tts"], raw)
+        else:
+            _run(_tts_command(text, params["engine"], params["tts"], raw))
         # -R: repeatable (seeded) randomness; -D: no dither. Float output: one rounding only.
         sox = ["sox", "-R", "-D", "-V1", str(raw), "-e", "floating-point", "-b", "32", str(out)]
         _run([*sox, *_sox_effects(params["sox"])])
         speech, rate = soundfile.read(out, dtype="float32")
     assert rate == SAMPLE_RATE and speech.ndim == 1, (rate, speech.shape)
     return speech
+
+
+def _pico_say(text: str, tts: dict[str, Any], out: Path) -> None:
+    """SVOX Pico's 16 kHz speech of ``text`` written to ``out``. A fresh engine per utterance:
+    an engine's output depends on what it said before, so reusing one would make a file's
+    audio depend on the order of rendering."""
+    import ttspico
+
+    engine = ttspico.TtsEngine(tts["voice"])
+    engine.rate, engine.pitch = tts["rate"], tts["pitch"]
+    engine.set_property("volume", 50)  # at its default (100) loud digits clip at full scale
+    pcm = engine.speak(text)
+    if not pcm:
+        raise RuntimeError(f"pico:{tts['voice']} produced no audio for {text!r}")
+    soundfile.write(out, np.frombuffer(pcm, dtype=np.int16), 16000, subtype="PCM_16")
 
 
 def _tts_command(text: str, engine: str, tts: dict[str, Any], out: Path) -> list[str]:
@@ -583,6 +640,7 @@ def synthesize_digits(
     workers: int = 2,
     progress: bool = True,
     festival_share: float = 0.0,
+    pico_share: float = 0.0,
 ) -> Path:
     """Make (or reuse) the digits corpus in ``out_dir`` and return its manifest's path.
 
@@ -598,6 +656,9 @@ def synthesize_digits(
         festival_share: fraction (in ``[0, 1]``) of the training utterances spoken by
             festival's voices (:func:`festival_voices`) instead of espeak-ng's; needs
             ``festival`` and at least one of the voices in ``FESTIVAL_PACKAGES``.
+        pico_share: fraction of the training utterances spoken by SVOX Pico's voices
+            (:func:`pico_voices`) instead of espeak-ng's; ``festival_share + pico_share``
+            must not pass 1. Needs the ``ttspico`` package.
 
     Returns:
         Path of ``out_dir/manifest.jsonl``. If it already describes exactly these settings and
@@ -609,13 +670,15 @@ def synthesize_digits(
     _check_int("synthesize_digits", "workers", workers, minimum=1)
     if not isinstance(out_dir, str | os.PathLike):
         raise TypeError(f"synthesize_digits: expected out_dir to be a path, got {out_dir!r}")
-    if isinstance(festival_share, bool) or not isinstance(festival_share, int | float):
-        raise TypeError(
-            f"synthesize_digits: expected festival_share to be a number, got {festival_share!r}"
-        )
-    if not 0.0 <= festival_share <= 1.0:
+    for name, share in (("festival_share", festival_share), ("pico_share", pico_share)):
+        if isinstance(share, bool) or not isinstance(share, int | float):
+            raise TypeError(f"synthesize_digits: expected {name} to be a number, got {share!r}")
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"synthesize_digits: expected {name} in [0, 1], got {share}")
+    if festival_share + pico_share > 1.0:
         raise ValueError(
-            f"synthesize_digits: expected festival_share in [0, 1], got {festival_share}"
+            f"synthesize_digits: expected festival_share + pico_share ≤ 1, got "
+            f"{festival_share} + {pico_share}"
         )
     if n_train or n_val or n_test:
         for tool in ("espeak-ng", "flite", "sox"):
@@ -627,8 +690,11 @@ def synthesize_digits(
                 "festival has no voice that can say the digits besides flite's speakers; "
                 f"install some with `apt-get install {FESTIVAL_PACKAGES}`"
             )
+    if n_train and pico_share > 0 and not pico_voices():
+        raise RuntimeError("pico_share > 0 needs SVOX Pico: `pip install ttspico`")
     sounds_dir = asterisk_digits_dir() if n_real else None
-    items = _plan(counts, seed, sounds_dir, festival_share if n_train else 0.0)
+    shares = (festival_share, pico_share) if n_train else (0.0, 0.0)
+    items = _plan(counts, seed, sounds_dir, *shares)
     return _build(Path(out_dir), items, workers, progress)
 
 

@@ -26,7 +26,17 @@ app = typer.Typer(
     add_completion=False,
 )
 
-DATA_FIELDS = ("data_dir", "n_train", "n_val", "n_test", "n_real", "data_seed", "workers")
+DATA_FIELDS = (
+    "data_dir",
+    "n_train",
+    "n_val",
+    "n_test",
+    "n_real",
+    "festival_share",
+    "pico_share",
+    "data_seed",
+    "workers",
+)
 ModelOption = Annotated[
     Path, typer.Option("--model", "-m", help="Model file written by `lstmkit speech train`.")
 ]

@@ -60,6 +60,11 @@ class SpeechConfig(ConfigMixin):
         "Share of the training utterances spoken by festival's voices (not flite's speakers; "
         "an English man and four women of other languages) instead of espeak-ng's.",
     )
+    pico_share: float = _opt(
+        0.0,
+        "Share of the training utterances spoken by SVOX Pico's two English women (package "
+        "ttspico) instead of espeak-ng's; festival_share + pico_share must not pass 1.",
+    )
     data_seed: int = _opt(0, "Seed of the corpus (what is said, by which voice, how).")
     workers: int = _opt(2, "Processes that render audio in `synthesize`.")
     # -- features ----------------------------------------------------------------------------
@@ -149,9 +154,15 @@ class SpeechConfig(ConfigMixin):
             raise ValueError(
                 f"SpeechConfig: stretch_prob must be in [0, 1], got {self.stretch_prob}"
             )
-        if not 0.0 <= self.festival_share <= 1.0:
+        for name in ("festival_share", "pico_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(
+                    f"SpeechConfig: {name} must be in [0, 1], got {getattr(self, name)}"
+                )
+        if self.festival_share + self.pico_share > 1.0:
             raise ValueError(
-                f"SpeechConfig: festival_share must be in [0, 1], got {self.festival_share}"
+                f"SpeechConfig: festival_share + pico_share must not pass 1, got "
+                f"{self.festival_share} + {self.pico_share}"
             )
         if not 0.0 <= self.warp_prob <= 1.0:
             raise ValueError(f"SpeechConfig: warp_prob must be in [0, 1], got {self.warp_prob}")

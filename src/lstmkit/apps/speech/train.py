@@ -80,6 +80,7 @@ def synthesize(cfg: SpeechConfig, progress: bool = True) -> Path:
         workers=cfg.workers,
         progress=progress,
         festival_share=cfg.festival_share,
+        pico_share=cfg.pico_share,
     )
 
 
