@@ -397,6 +397,43 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
         train(other, tmp_path / "b", verbose=0, train_pairs=pairs, val_pairs=pairs[:5])
 
 
+def test_init_from_starts_with_the_earlier_runs_weights_and_vocabularies(tmp_path):
+    pairs = _pairs(30)
+    base = [*SMALL, "epochs=1", "units=32", "embed_dim=16", "src_vocab_size=400",
+            "tgt_vocab_size=400"]  # fmt: skip
+    torch.manual_seed(0)
+    first = train(TranslateConfig.from_overrides(base), tmp_path / "a", verbose=0,
+                  train_pairs=pairs, val_pairs=pairs[:5])  # fmt: skip
+    before = Translator.load(first.model_path)
+    # Other pairs, which would train other vocabularies; a learning rate so small that one
+    # epoch of Adam moves no weight by more than ~1e-8.
+    other = [(de.replace("sieht", "mag"), en.replace("sees", "likes")) for de, en in pairs]
+    tuned = TranslateConfig.from_overrides(
+        [*base, f"init_from={first.model_path}", "learning_rate=1e-9"]
+    )
+    second = train(tuned, tmp_path / "b", verbose=0, train_pairs=other, val_pairs=other[:5])
+    after = Translator.load(second.model_path)
+    assert after.src.proto == before.src.proto and after.tgt.proto == before.tgt.proto
+    assert (tmp_path / "b" / "spm.de.model").read_bytes() == before.src.proto
+    for (name, x), y in zip(before.model.state_dict().items(), after.model.state_dict().values()):
+        torch.testing.assert_close(y, x, atol=1e-6, rtol=0, msg=name)
+    torch.manual_seed(0)  # without init_from the same run starts elsewhere
+    fresh = train(TranslateConfig.from_overrides([*base, "learning_rate=1e-9"]), tmp_path / "c",
+                  verbose=0, train_pairs=other, val_pairs=other[:5])  # fmt: skip
+    key = "src_embedding.embeddings"
+    fresh_weights = Translator.load(fresh.model_path).model.state_dict()[key]
+    assert fresh_weights.shape != before.model.state_dict()[key].shape or not torch.allclose(
+        fresh_weights, before.model.state_dict()[key], atol=1e-3
+    )
+
+    wider = TranslateConfig.from_overrides([*base, "units=64", f"init_from={first.model_path}"])
+    with pytest.raises(ValueError, match=r"init_from: .* units 32 \(here 64\)"):
+        train(wider, tmp_path / "d", verbose=0, train_pairs=pairs, val_pairs=pairs[:5])
+    missing = TranslateConfig.from_overrides([*base, f"init_from={tmp_path / 'none.lstmkit'}"])
+    with pytest.raises(FileNotFoundError, match="init_from: no model file at"):
+        train(missing, tmp_path / "e", verbose=0, train_pairs=pairs, val_pairs=pairs[:5])
+
+
 # -- CLI ------------------------------------------------------------------------------------------
 
 

@@ -83,6 +83,12 @@ class TranslateConfig:
     clipnorm: float = _f(5.0, "global gradient-norm clipping")
     label_smoothing: float = _f(0.1, "label smoothing of the cross-entropy")
     early_stopping: int = _f(4, "stop after this many epochs without val_loss improvement")
+    init_from: str = _f(
+        "",
+        "model file of an earlier run whose weights and vocabularies start this one "
+        "(fine-tuning, e.g. on the sentence pairs after a run with phrases); its model and "
+        "vocabulary settings must equal these. Empty: random initialisation",
+    )
     seed: int = _f(1234, "random seed (data order, initialisation, dropout)")
     threads: int = _f(
         1,

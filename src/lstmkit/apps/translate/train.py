@@ -248,6 +248,41 @@ def _check_run_dir(out_dir: Path, cfg: TranslateConfig, fresh: bool) -> bool:
     return (out_dir / "backup" / "backup.lstmkit").exists()
 
 
+# The settings a run started from another model (``init_from``) must share with it.
+_INIT_FIELDS = (
+    "src_vocab_size",
+    "tgt_vocab_size",
+    "spm_model_type",
+    "embed_dim",
+    "units",
+    "encoder_layers",
+    "decoder_layers",
+    "attention",
+    "attention_units",
+    "input_feeding",
+    "residual",
+)
+
+
+def _initial_model(cfg: TranslateConfig) -> Translator:
+    """The model of ``cfg.init_from``, checked to have ``cfg``'s architecture."""
+    path = Path(cfg.init_from)
+    if not path.is_file():
+        raise FileNotFoundError(f"init_from: no model file at {path}")
+    start = Translator.load(path)
+    differ = [
+        f"{k} {getattr(start.cfg, k)!r} (here {getattr(cfg, k)!r})"
+        for k in _INIT_FIELDS
+        if getattr(start.cfg, k) != getattr(cfg, k)
+    ]
+    if differ:
+        raise ValueError(
+            f"init_from: {path} was trained with other model or vocabulary settings: "
+            + ", ".join(differ)
+        )
+    return start
+
+
 def train(
     cfg: TranslateConfig,
     out_dir: str | Path,
@@ -266,7 +301,12 @@ def train(
     train_pairs = load_pairs("train", cfg) if train_pairs is None else list(train_pairs)
     val_pairs = load_pairs("validation", cfg) if val_pairs is None else list(val_pairs)
     src_path, tgt_path = out_dir / "spm.de.model", out_dir / "spm.en.model"
-    if src_path.exists() and tgt_path.exists():
+    start = _initial_model(cfg) if cfg.init_from and not resumed else None
+    if start is not None:
+        src, tgt = start.src, start.tgt
+        src_path.write_bytes(src.proto)
+        tgt_path.write_bytes(tgt.proto)
+    elif src_path.exists() and tgt_path.exists():
         src, tgt = Vocab(src_path.read_bytes()), Vocab(tgt_path.read_bytes())
     else:
         src, tgt = train_vocabs(train_pairs, cfg)
@@ -282,6 +322,10 @@ def train(
     )
     val_data = make_loader(encode_pairs(val_pairs, src, tgt, cfg), 128, False)
     model = build_model(cfg, src, tgt)
+    if start is not None:
+        model.load_state_dict(start.model.state_dict())
+        if verbose:
+            print(f"weights and vocabularies from {cfg.init_from}")
     if verbose:
         n = sum(p.numel() for p in model.parameters())
         print(f"model: {n:,} weights; {len(train_data)} batches per epoch")
