@@ -7,9 +7,9 @@ the wrong type or range are rejected when the config is made, before any data is
 The defaults are the configuration behind the figures in ``docs/speech.md``:
 
 * data: 20,000 training utterances, 40 % spoken by festival's voices (one American man, and
-  four women of other languages reading a respelling of the English words) and the rest by the
-  espeak-ng training voices, 400 validation, 600 test (held-out espeak-ng variants and every
-  flite voice) and 300 real-voice utterances;
+  four women of other languages reading a respelling of the English words), 15 % by SVOX
+  Pico's two English women and the rest by the espeak-ng training voices, 400 validation,
+  600 test (held-out espeak-ng variants and every flite voice) and 300 real-voice utterances;
 * features: 80 log-mel bands, 25 ms windows every 10 ms, of audio resampled to 8 kHz (telephone
   band: the real-voice recordings are 8 kHz telephone audio, so every utterance is heard through
   the same band), normalised per utterance; in training, speed perturbation (half the
@@ -51,7 +51,9 @@ class SpeechConfig(ConfigMixin):
 
     # -- data --------------------------------------------------------------------------------
     data_dir: str = _opt(DEFAULT_DATA_DIR, "Folder of the synthesised corpus (manifest + WAVs).")
-    n_train: int = _opt(20000, "Training utterances (espeak-ng training voices and festival's).")
+    n_train: int = _opt(
+        20000, "Training utterances (espeak-ng's training voices, festival's, pico's)."
+    )
     n_val: int = _opt(400, "Validation utterances (espeak-ng validation voices).")
     n_test: int = _opt(600, "Test utterances (held-out espeak-ng variants and all flite voices).")
     n_real: int = _opt(300, "Real-voice test utterances assembled from asterisk's recordings.")
@@ -61,7 +63,7 @@ class SpeechConfig(ConfigMixin):
         "an English man and four women of other languages) instead of espeak-ng's.",
     )
     pico_share: float = _opt(
-        0.0,
+        0.15,
         "Share of the training utterances spoken by SVOX Pico's two English women (package "
         "ttspico) instead of espeak-ng's; festival_share + pico_share must not pass 1.",
     )
