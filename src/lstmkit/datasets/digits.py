@@ -4,7 +4,7 @@ An utterance is a random string of 1–7 digits spoken as words from the vocabul
 ``zero, oh, one … nine`` ("0" is said as "zero" or "oh", half the time each); its transcript is
 the words, e.g. ``"one oh three"``. Audio is 16 kHz mono 16-bit WAV.
 
-Sources (Debian packages, nothing downloaded):
+Sources (Debian packages and one PyPI package, nothing downloaded at run time):
 
 - ``espeak-ng``: every English accent it lists (``espeak-ng --voices=en``) that works without
   MBROLA, combined with every voice variant (``espeak-ng --voices=variant``) plus the plain
@@ -24,7 +24,8 @@ Sources (Debian packages, nothing downloaded):
   ``festvox-ca-ona-hts``); the manifest records the spelling spoken (``params.tts.text``).
   A share of the training utterances (``festival_share``) is spoken by festival, each by one of
   its installed voices drawn uniformly: a second training synthesiser with its own prosody,
-  and the only natural women's voices available besides flite's test voice ``slt``.
+  and, with Pico's below, the only natural women's voices here besides flite's test voice
+  ``slt``.
 - SVOX Pico (optional, for training only; the ``ttspico`` package, which bundles the engine
   and its voices): ``en-US`` and ``en-GB``, an American and a British woman — a third
   synthesiser, and natural English women's voices that are not flite's test speaker. Per
