@@ -22,10 +22,12 @@ from lstmkit.apps.translate.data import (
     Vocab,
     encode_pairs,
     encode_source,
+    load_pairs,
     make_loader,
     pad,
 )
 from lstmkit.apps.translate.decode import (
+    Ensemble,
     Translator,
     beam_search,
     beam_search_nbest,
@@ -95,8 +97,10 @@ def trained(tmp_path_factory):
     return Translator.load(result.model_path), pairs, result
 
 
-def _tiny_model(attention: str = "luong", input_feeding: bool = False, layers: int = 2) -> GNMT:
-    torch.manual_seed(0)
+def _tiny_model(
+    attention: str = "luong", input_feeding: bool = False, layers: int = 2, seed: int = 0
+) -> GNMT:
+    torch.manual_seed(seed)
     model = GNMT(
         40,
         30,
@@ -157,6 +161,84 @@ def test_beam_k1_equals_greedy(attention, trained):
     src = pad([encode_source(s, translator.src, translator.cfg) for s in sources])
     beam = beam_search(translator.model, src, translator.cfg, beam_size=1)
     assert greedy == [translator.tgt.decode(h.tokens) for h in beam]
+
+
+# -- ensembles ------------------------------------------------------------------------------------
+
+
+def test_ensemble_step_is_the_mean_distribution_and_mean_attention():
+    a, b = _tiny_model("bahdanau", seed=0), _tiny_model("luong", input_feeding=True, seed=1)
+    none = _tiny_model("none", seed=2)
+    ens = Ensemble([a, b, none])
+    enc = ens.encode(SRC)
+    state = ens.initial_state(enc)
+    tokens = torch.tensor([BOS, BOS, BOS])
+    for _ in range(3):  # a few steps, so that the per-model states are carried correctly
+        for step in ("step", "fast_step"):
+            got, _, weights = getattr(ens, step)(tokens, state, enc)
+            singles = [
+                getattr(m, step)(tokens, s, e)
+                for m, s, e in zip(ens.models, state.parts, enc.parts)
+            ]
+            probs = sum(torch.exp(lp) for lp, _, _ in singles) / 3  # the mean distribution
+            torch.testing.assert_close(got, torch.log(probs), atol=1e-6, rtol=1e-6)
+            torch.testing.assert_close(
+                weights, (singles[0][2] + singles[1][2]) / 2
+            )  # 'none' has none
+            assert torch.allclose(weights.sum(-1), torch.ones(3)) and not weights[1, 3:].any()
+        _, state, _ = ens.fast_step(tokens, state, enc)
+        tokens = got.argmax(-1)
+    # an ensemble of one model decodes exactly as that model
+    cfg = TranslateConfig(max_decode_len=10, coverage_penalty=0.2)
+    alone, one = (
+        beam_search(a, SRC, cfg, beam_size=3),
+        beam_search(Ensemble([a]), SRC, cfg, beam_size=3),
+    )
+    assert [h.tokens for h in alone] == [h.tokens for h in one]
+    assert [h.score for h in alone] == pytest.approx([h.score for h in one], abs=1e-6)
+    # beam k=1 is greedy search for an ensemble too
+    greedy = greedy_search(ens, SRC, cfg)
+    beam = beam_search(ens, SRC, cfg, beam_size=1)
+    assert [g.tokens for g in greedy] == [h.tokens for h in beam]
+    assert [g.score for g in greedy] == pytest.approx([h.score for h in beam], abs=1e-5)
+    with pytest.raises(ValueError, match="target vocabulary sizes differ"):
+        Ensemble([a, GNMT(40, 31, embed_dim=8, units=8)])
+    with pytest.raises(ValueError, match="at least one model"):
+        Ensemble([])
+
+
+def test_ensemble_of_model_files_and_the_cli(trained, tmp_path):
+    from typer.testing import CliRunner
+
+    from lstmkit.apps.translate.cli import app
+
+    translator, pairs, result = trained
+    torch.manual_seed(3)  # another model (no attention), given the trained one's vocabularies
+    other = GNMT.from_config({**translator.model.get_config(), "attention": "none"})
+    other.assets = dict(translator.model.assets)
+    other.save(tmp_path / "other.lstmkit", include_optimizer=False)
+    both = Translator.load(result.model_path, tmp_path / "other.lstmkit")
+    assert isinstance(both.model, Ensemble) and len(both.model.models) == 2
+    sources = [de for de, _ in pairs[:6]]
+    src = pad([encode_source(s, both.src, both.cfg) for s in sources])
+    by_hand = beam_search(Ensemble([translator.model, both.model.models[1]]), src, both.cfg, 3)
+    got = both.translate(sources, beam_size=3)
+    assert [t.text for t in got] == [both.tgt.decode(h.tokens) for h in by_hand]
+    runner = CliRunner()
+    args = ["text", sources[0], "-m", str(result.model_path), "-m", str(tmp_path / "other.lstmkit")]
+    res = runner.invoke(app, [*args, "--beam", "3"])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == got[0].text
+    # other vocabularies are refused, naming the file and the language
+    small = Vocab.train([de for de, _ in pairs] * 3, vocab_size=300)
+    other.assets = {**translator.model.assets, "tgt_spm": small.to_text()}
+    other.save(tmp_path / "bad.lstmkit", include_optimizer=False)
+    with pytest.raises(ValueError, match=r"bad.lstmkit: its English vocabulary differs"):
+        Translator.load(result.model_path, tmp_path / "bad.lstmkit")
+    res = runner.invoke(
+        app, ["text", "x", "-m", str(result.model_path), "-m", str(tmp_path / "bad.lstmkit")]
+    )
+    assert res.exit_code == 2 and "English vocabulary differs" in res.output
 
 
 def test_length_penalty_hand_computed():
@@ -326,6 +408,25 @@ def test_batches_are_shifted_and_padded():
         assert row_out[n - 1] == EOS and torch.equal(row_in[1:n], row_out[: n - 1])
 
 
+@needs_data
+def test_train_fraction_keeps_a_nested_subset_of_the_sentence_pairs():
+    full = load_pairs("train", TranslateConfig())
+    half = load_pairs("train", TranslateConfig(train_fraction=0.5))
+    quarter = load_pairs("train", TranslateConfig(train_fraction=0.25))
+    assert len(half) == round(len(full) / 2) and len(quarter) == round(len(full) / 4)
+    assert set(quarter) < set(half) < set(full)
+    index = {pair: i for i, pair in enumerate(full)}
+    assert [index[p] for p in half] == sorted(index[p] for p in half)  # original order
+    assert load_pairs("train", TranslateConfig(train_fraction=0.5)) == half  # fixed by the seed
+    assert load_pairs("train", TranslateConfig(train_fraction=0.5, seed=7)) != half
+    assert load_pairs("validation", TranslateConfig(train_fraction=0.25)) == load_de_en(
+        "validation"
+    )
+    with_phrases = load_pairs("train", TranslateConfig(train_fraction=0.25, phrases=100))
+    assert with_phrases[: len(quarter)] == quarter and len(with_phrases) == len(quarter) + 100
+    assert not set(with_phrases[len(quarter) :]) & set(full)  # phrase pairs, not sentences
+
+
 def test_config_rejects_unknown_keys_and_bad_values():
     with pytest.raises(ValueError, match="did you mean 'units'"):
         TranslateConfig.from_overrides(["unit=3"])
@@ -337,6 +438,9 @@ def test_config_rejects_unknown_keys_and_bad_values():
         TranslateConfig.from_overrides(["units"])
     with pytest.raises(ValueError, match=r"word_dropout must be in \[0, 1\), got 1.0"):
         TranslateConfig.from_overrides(["word_dropout=1.0"])
+    for bad in ("0", "1.5", "-0.1"):
+        with pytest.raises(ValueError, match=r"train_fraction must be in \(0, 1\]"):
+            TranslateConfig.from_overrides([f"train_fraction={bad}"])
     cfg = TranslateConfig.from_overrides(["input_feeding=yes", "dropout=0.1"])
     assert cfg.input_feeding is True and cfg.dropout == 0.1
     assert TranslateConfig.from_dict(cfg.to_dict()) == cfg

@@ -28,14 +28,16 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _load(model: Path):  # -> Translator
+def _load(models: list[Path] | None):  # -> Translator
     from lstmkit.apps.translate.decode import Translator
     from lstmkit.models.saving import ModelFileError
 
-    if not model.exists():
-        _fail(f"no model at {model}; train one with `lstmkit translate train`")
+    models = models or [DEFAULT_MODEL]
+    for model in models:
+        if not model.exists():
+            _fail(f"no model at {model}; train one with `lstmkit translate train`")
     try:
-        return Translator.load(model)
+        return Translator.load(*models)
     except (ModelFileError, ValueError) as e:
         _fail(str(e))
 
@@ -96,7 +98,15 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Option("--model", "-m", help="model file")] = DEFAULT_MODEL,
+    model: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help=f"model file (default {DEFAULT_MODEL}); give it more than once to decode with "
+            "an ensemble of models trained with the same vocabularies",
+        ),
+    ] = None,
     split: Annotated[str, typer.Option(help="train, validation or test")] = "test",
     beam: Annotated[
         int | None, typer.Option(help="beam width (1: greedy; default: the config's)")
@@ -124,7 +134,8 @@ def evaluate(
     cfg = translator.cfg
     beams = [1, beam or cfg.beam_size] if compare else [beam or cfg.beam_size]
     typer.echo(
-        f"{model}: attention={cfg.attention}, α={cfg.length_penalty}, β={cfg.coverage_penalty}"
+        f"{' + '.join(map(str, model or [DEFAULT_MODEL]))}: attention={cfg.attention}, "
+        f"α={cfg.length_penalty}, β={cfg.coverage_penalty}"
     )
     for k in beams:
         scores = evaluate_split(translator, split, beam_size=k, limit=limit)
@@ -151,7 +162,15 @@ def text(
     sentences: Annotated[
         list[str] | None, typer.Argument(help="German sentences (default: stdin lines)")
     ] = None,
-    model: Annotated[Path, typer.Option("--model", "-m", help="model file")] = DEFAULT_MODEL,
+    model: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help=f"model file (default {DEFAULT_MODEL}); give it more than once to decode with "
+            "an ensemble of models trained with the same vocabularies",
+        ),
+    ] = None,
     beam: Annotated[int | None, typer.Option(help="beam width (1: greedy)")] = None,
     alpha: Annotated[float | None, typer.Option(help="length-normalisation exponent α")] = None,
     beta: Annotated[float | None, typer.Option(help="coverage-penalty weight β")] = None,

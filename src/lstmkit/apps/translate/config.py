@@ -41,6 +41,11 @@ class TranslateConfig:
         "dictionary phrase pairs added to the training data (0: none; -1: all ~369k); "
         "a fixed random subset, also used to train the vocabulary",
     )
+    train_fraction: float = _f(
+        1.0,
+        "fraction of the dictionary's training sentence pairs used (a fixed subset drawn with "
+        "seed, nested: a smaller fraction's pairs are among a larger one's); for learning curves",
+    )
     max_src_tokens: int = _f(100, "longest source (in subword tokens) used; longer is cut")
     max_tgt_tokens: int = _f(100, "longest training target (in subword tokens); longer is cut")
     max_input_chars: int = _f(2000, "longest input line translated; longer lines are cut")
@@ -140,6 +145,8 @@ class TranslateConfig:
         for name in ("dropout", "attention_dropout", "word_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
         if self.phrases < -1:
             raise ValueError(f"phrases must be -1 (all), 0 or a count, got {self.phrases}")
         if self.epochs < 0 or self.early_stopping < 0 or self.lr_patience < 0:

@@ -40,11 +40,19 @@ Pair = tuple[str, str]
 
 
 def load_pairs(split: str, cfg: TranslateConfig) -> list[Pair]:
-    """``(German, English)`` pairs of ``split``; the training split gets ``cfg.phrases`` phrase
-    pairs added (a subset drawn with ``cfg.seed``, the same for every run with that seed)."""
-    pairs = load_de_en(split)
+    """``(German, English)`` pairs of ``split``. Of the training split, ``cfg.train_fraction``
+    of the sentence pairs are kept (the first of a shuffle drawn with ``cfg.seed``, in their
+    original order, so a smaller fraction's pairs are a subset of a larger one's), and
+    ``cfg.phrases`` phrase pairs are added (a subset drawn with ``cfg.seed``, the same for every
+    run with that seed)."""
+    sentences = pairs = load_de_en(split)
+    if split == "train" and cfg.train_fraction < 1.0:
+        order = list(range(len(pairs)))
+        random.Random(cfg.seed).shuffle(order)
+        keep = sorted(order[: max(1, round(cfg.train_fraction * len(pairs)))])
+        pairs = [pairs[i] for i in keep]
     if split == "train" and cfg.phrases:
-        phrases = load_de_en("train", include_phrases=True)[len(pairs) :]
+        phrases = load_de_en("train", include_phrases=True)[len(sentences) :]
         if 0 < cfg.phrases < len(phrases):
             phrases = random.Random(cfg.seed).sample(phrases, cfg.phrases)
         pairs = pairs + phrases

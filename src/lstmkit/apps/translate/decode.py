@@ -17,6 +17,11 @@ length-normalised log-probability ``log P / lp`` than the ``k``-th best finished
 usual heuristic: a live hypothesis is compared at its current length); at its maximum length
 (``min(max_decode_len, ratio · source length + 10)``) its unfinished hypotheses are finished
 as they are. With ``k = 1`` beam search makes exactly greedy search's choices.
+
+Several models trained on the same vocabularies decode as one :class:`Ensemble` (as in GNMT,
+§8.1): at each step the next-token distribution is the mean of the models' distributions,
+``log p(y_t) = log (1/M) Σ_m p_m(y_t)``, and the attention used by the coverage penalty and the
+heatmaps is the mean of the models' attention.
 """
 
 from __future__ import annotations
@@ -24,14 +29,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from lstmkit.apps.translate.config import TranslateConfig
 from lstmkit.apps.translate.data import BOS, EOS, Vocab, encode_source, pad
-from lstmkit.apps.translate.model import GNMT, Encoded
+from lstmkit.apps.translate.model import GNMT, DecoderState, Encoded
 
 COVERAGE_FLOOR = 1e-9
 
@@ -55,6 +60,84 @@ def coverage_penalty(coverage: Tensor, mask: Tensor | None, beta: float) -> Tens
     return beta * logs.sum(-1)
 
 
+class EnsembleEncoded(NamedTuple):
+    """Each model's :class:`Encoded`, and the source mask they share."""
+
+    parts: list[Encoded]
+    mask: Tensor  # (B, S) True on real tokens
+
+    def select(self, index: Tensor) -> EnsembleEncoded:
+        return EnsembleEncoded(
+            [p.select(index) for p in self.parts], self.mask.index_select(0, index)
+        )
+
+
+class EnsembleState(NamedTuple):
+    """Each model's :class:`DecoderState`."""
+
+    parts: list[DecoderState]
+
+    def select(self, index: Tensor) -> EnsembleState:
+        return EnsembleState([p.select(index) for p in self.parts])
+
+
+class Ensemble:
+    """``M`` models decoding as one; anything that decodes a :class:`GNMT` decodes an ensemble.
+
+    Each step runs every model on its own state; the next-token log-probabilities are those of
+    the mean distribution, ``log (1/M) Σ_m p_m(y_t | y_<t, x)`` (shape ``(N, V)``), and the
+    attention ``(N, S)`` is the mean over the models that attend (``None`` if none does). The
+    models must share their target vocabulary size; :meth:`Translator.load` also checks that
+    both vocabularies are the same SentencePiece models.
+    """
+
+    def __init__(self, models: Sequence[GNMT]) -> None:
+        self.models = list(models)
+        if not self.models:
+            raise ValueError("Ensemble: give at least one model")
+        sizes = {m.config["tgt_vocab_size"] for m in self.models}
+        if len(sizes) > 1:
+            raise ValueError(
+                f"Ensemble: the models' target vocabulary sizes differ: {sorted(sizes)}"
+            )
+
+    def eval(self) -> Ensemble:
+        for m in self.models:
+            m.eval()
+        return self
+
+    def encode(self, src: Tensor, training: bool | None = None) -> EnsembleEncoded:
+        parts = [m.encode(src, training=training) for m in self.models]
+        return EnsembleEncoded(parts, parts[0].mask)
+
+    def initial_state(self, enc: EnsembleEncoded) -> EnsembleState:
+        return EnsembleState([m.initial_state(e) for m, e in zip(self.models, enc.parts)])
+
+    def step(
+        self, tokens: Tensor, state: EnsembleState, enc: EnsembleEncoded
+    ) -> tuple[Tensor, EnsembleState, Tensor | None]:
+        return self._combine([m.step for m in self.models], tokens, state, enc)
+
+    def fast_step(
+        self, tokens: Tensor, state: EnsembleState, enc: EnsembleEncoded
+    ) -> tuple[Tensor, EnsembleState, Tensor | None]:
+        return self._combine([m.fast_step for m in self.models], tokens, state, enc)
+
+    def _combine(
+        self, steps: list[Any], tokens: Tensor, state: EnsembleState, enc: EnsembleEncoded
+    ) -> tuple[Tensor, EnsembleState, Tensor | None]:
+        log_probs, states, weights = [], [], []
+        for step, s, e in zip(steps, state.parts, enc.parts):
+            lp, s, w = step(tokens, s, e)
+            log_probs.append(lp)
+            states.append(s)
+            if w is not None:
+                weights.append(w)
+        mean = torch.logsumexp(torch.stack(log_probs), 0) - math.log(len(log_probs))
+        attention = torch.stack(weights).mean(0) if weights else None
+        return mean, EnsembleState(states), attention
+
+
 @dataclass
 class Hypothesis:
     """One decoded output: ids (without ``</s>``), its GNMT score, raw log-probability and
@@ -67,19 +150,19 @@ class Hypothesis:
     length: int = 0  # |Y|: output steps, including </s> when the hypothesis ended with one
 
 
-def _max_lengths(enc: Encoded, cfg: TranslateConfig) -> Tensor:
+def _max_lengths(enc: Encoded | EnsembleEncoded, cfg: TranslateConfig) -> Tensor:
     src_len = enc.mask.sum(-1).to(torch.float32)  # (B,)
     limit = torch.floor(cfg.max_decode_ratio * src_len + 10).long()
     return limit.clamp(max=cfg.max_decode_len)
 
 
-def _step(model: GNMT, fast: bool) -> Any:
+def _step(model: GNMT | Ensemble, fast: bool) -> Any:
     return model.fast_step if fast else model.step
 
 
 @torch.no_grad()
 def greedy_search(
-    model: GNMT, src: Tensor, cfg: TranslateConfig, fast: bool = True
+    model: GNMT | Ensemble, src: Tensor, cfg: TranslateConfig, fast: bool = True
 ) -> list[Hypothesis]:
     """The most probable next token at every step, for each row of ``src (B, S)``."""
     model.eval()
@@ -120,7 +203,11 @@ def greedy_search(
 
 @torch.no_grad()
 def beam_search(
-    model: GNMT, src: Tensor, cfg: TranslateConfig, beam_size: int | None = None, fast: bool = True
+    model: GNMT | Ensemble,
+    src: Tensor,
+    cfg: TranslateConfig,
+    beam_size: int | None = None,
+    fast: bool = True,
 ) -> list[Hypothesis]:
     """Batched beam search (see the module doc) for each row of ``src (B, S)``; the best
     hypothesis per sentence."""
@@ -129,7 +216,11 @@ def beam_search(
 
 @torch.no_grad()
 def beam_search_nbest(
-    model: GNMT, src: Tensor, cfg: TranslateConfig, beam_size: int | None = None, fast: bool = True
+    model: GNMT | Ensemble,
+    src: Tensor,
+    cfg: TranslateConfig,
+    beam_size: int | None = None,
+    fast: bool = True,
 ) -> list[list[Hypothesis]]:
     """Like :func:`beam_search`, returning every finished hypothesis, best first."""
     model.eval()
@@ -222,7 +313,7 @@ def _kth_best(finished: list[Hypothesis], k: int, alpha: float) -> float:
 def _finish(
     history: Tensor,
     attn_hist: Tensor | None,
-    enc: Encoded,
+    enc: Encoded | EnsembleEncoded,
     row: int,
     token: int,
     log_prob: float,
@@ -239,6 +330,15 @@ def _finish(
     if token == EOS:
         ids = ids[:-1]
     return Hypothesis(ids, score, log_prob, attn, length)
+
+
+def _load_translation_model(path: Any) -> GNMT:
+    from lstmkit.models import load_model
+
+    model = load_model(path, compile=False)
+    if not isinstance(model, GNMT) or "src_spm" not in model.assets:
+        raise ValueError(f"{path}: not a translation model (no GNMT with vocabularies)")
+    return model
 
 
 # -- translating text -----------------------------------------------------------------------------
@@ -263,24 +363,37 @@ class Translator:
     >>> # translator.translate(["Ich habe keine Zeit."])[0].text
     """
 
-    def __init__(self, model: GNMT, src: Vocab, tgt: Vocab, cfg: TranslateConfig) -> None:
+    def __init__(
+        self, model: GNMT | Ensemble, src: Vocab, tgt: Vocab, cfg: TranslateConfig
+    ) -> None:
         self.model, self.src, self.tgt, self.cfg = model, src, tgt, cfg
         model.eval()
 
     @classmethod
-    def load(cls, path: Any) -> Translator:
+    def load(cls, path: Any, *more: Any) -> Translator:
         """From a model file written by ``lstmkit translate train`` (one file: weights,
-        configuration and both SentencePiece models)."""
-        from lstmkit.models import load_model
-
-        model = load_model(path, compile=False)
-        if not isinstance(model, GNMT) or "src_spm" not in model.assets:
-            raise ValueError(f"{path}: not a translation model (no GNMT with vocabularies)")
-        assets = model.assets
-        cfg = TranslateConfig.from_dict(assets.get("config", {}))
-        return cls(
-            model, Vocab.from_text(assets["src_spm"]), Vocab.from_text(assets["tgt_spm"]), cfg
+        configuration and both SentencePiece models). With more files, their models decode as
+        one :class:`Ensemble`; all must hold the same two vocabularies, and the first file's
+        configuration (decoding settings, input limits) is used."""
+        first = _load_translation_model(path)
+        cfg = TranslateConfig.from_dict(first.assets.get("config", {}))
+        src, tgt = (
+            Vocab.from_text(first.assets["src_spm"]),
+            Vocab.from_text(first.assets["tgt_spm"]),
         )
+        if not more:
+            return cls(first, src, tgt, cfg)
+        models = [first]
+        for other in more:
+            model = _load_translation_model(other)
+            for side, language in (("src_spm", "German"), ("tgt_spm", "English")):
+                if model.assets[side] != first.assets[side]:
+                    raise ValueError(
+                        f"{other}: its {language} vocabulary differs from {path}'s; an ensemble "
+                        f"needs models trained with the same vocabularies"
+                    )
+            models.append(model)
+        return cls(Ensemble(models), src, tgt, cfg)
 
     def translate(
         self,
