@@ -21,6 +21,15 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 DEFAULT_OUT = Path("runs/translate")
 DEFAULT_MODEL = DEFAULT_OUT / "model.lstmkit"
+ModelFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help=f"model file (default {DEFAULT_MODEL}); give it more than once to decode with an "
+        "ensemble of models trained with the same vocabularies",
+    ),
+]
 
 
 def _fail(message: str) -> None:
@@ -98,15 +107,7 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help=f"model file (default {DEFAULT_MODEL}); give it more than once to decode with "
-            "an ensemble of models trained with the same vocabularies",
-        ),
-    ] = None,
+    model: ModelFiles = None,
     split: Annotated[str, typer.Option(help="train, validation or test")] = "test",
     beam: Annotated[
         int | None, typer.Option(help="beam width (1: greedy; default: the config's)")
@@ -162,15 +163,7 @@ def text(
     sentences: Annotated[
         list[str] | None, typer.Argument(help="German sentences (default: stdin lines)")
     ] = None,
-    model: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help=f"model file (default {DEFAULT_MODEL}); give it more than once to decode with "
-            "an ensemble of models trained with the same vocabularies",
-        ),
-    ] = None,
+    model: ModelFiles = None,
     beam: Annotated[int | None, typer.Option(help="beam width (1: greedy)")] = None,
     alpha: Annotated[float | None, typer.Option(help="length-normalisation exponent α")] = None,
     beta: Annotated[float | None, typer.Option(help="coverage-penalty weight β")] = None,
