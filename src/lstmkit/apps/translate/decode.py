@@ -61,15 +61,17 @@ def coverage_penalty(coverage: Tensor, mask: Tensor | None, beta: float) -> Tens
 
 
 class EnsembleEncoded(NamedTuple):
-    """Each model's :class:`Encoded`, and the source mask they share."""
+    """Each model's :class:`Encoded`; they share the source mask."""
 
     parts: list[Encoded]
-    mask: Tensor  # (B, S) True on real tokens
+
+    @property
+    def mask(self) -> Tensor:
+        """``(B, S)`` True on real tokens (the same for every model: it comes from ``src``)."""
+        return self.parts[0].mask
 
     def select(self, index: Tensor) -> EnsembleEncoded:
-        return EnsembleEncoded(
-            [p.select(index) for p in self.parts], self.mask.index_select(0, index)
-        )
+        return EnsembleEncoded([p.select(index) for p in self.parts])
 
 
 class EnsembleState(NamedTuple):
@@ -107,8 +109,7 @@ class Ensemble:
         return self
 
     def encode(self, src: Tensor, training: bool | None = None) -> EnsembleEncoded:
-        parts = [m.encode(src, training=training) for m in self.models]
-        return EnsembleEncoded(parts, parts[0].mask)
+        return EnsembleEncoded([m.encode(src, training=training) for m in self.models])
 
     def initial_state(self, enc: EnsembleEncoded) -> EnsembleState:
         return EnsembleState([m.initial_state(e) for m, e in zip(self.models, enc.parts)])
