@@ -1,4 +1,4 @@
-"""Small utilities: reproducibility, sessions, devices, atomic file writes.
+"""Small utilities: reproducibility, sessions, devices, atomic file writes (and their leftovers).
 
 >>> set_random_seed(0); a = torch.rand(1)
 >>> set_random_seed(0); bool(torch.equal(a, torch.rand(1)))
@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -39,10 +43,23 @@ def set_random_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+_NAME_COUNTS: defaultdict[str, int] = defaultdict(int)
+
+
+def unique_name(base: str) -> str:
+    """Keras-style automatic layer name of this session: ``base``, then ``base_1``, ``base_2``…"""
+    count = _NAME_COUNTS[base]
+    _NAME_COUNTS[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def reset_names() -> None:
+    """Restart automatic layer names (``lstm``, ``lstm_1``, …)."""
+    _NAME_COUNTS.clear()
+
+
 def clear_session() -> None:
     """Restart automatic layer names (``lstm``, ``lstm_1``…), as ``keras.backend.clear_session``."""
-    from lstmkit.layers.base import reset_names
-
     reset_names()
 
 
@@ -54,18 +71,158 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# -- atomic writes ---------------------------------------------------------------------------
+#
+# A write goes to ``.<name>.lstmkit-unfinished-<host>-<pid>-<random>.tmp`` next to the target
+# and is renamed over it when complete. A process killed mid-write (kill -9, power loss) leaves
+# that file behind, named so that a user can tell what it is and who left it; the next write
+# to the same target removes it once its writer is gone.
+
+TEMP_TAG = "lstmkit-unfinished"
+STALE_AFTER_S = 24 * 3600.0  # a temporary file untouched this long is left over, whoever wrote it
+_LEGACY_AFTER_S = 3600.0  # earlier lstmkit's temporary files (``.<name>.<random or pid>.tmp``)
+_HOST = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:32] or "host"
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name[:150]}.{TEMP_TAG}-"
+
+
+def _legacy_name(target_name: str) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(target_name)}\.([a-z0-9_]{{8}}|\d+)\.tmp")
+
+
+def temp_files(target: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files of unfinished atomic writes to ``target`` (of any process)."""
+    target = Path(target)
+    prefix = _temp_prefix(target)
+    legacy = _legacy_name(target.name)
+    try:
+        names = os.listdir(target.parent)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(
+        target.parent / n
+        for n in names
+        if (n.startswith(prefix) and n.endswith(".tmp")) or legacy.fullmatch(n)
+    )
+
+
+def is_temp_file(name: str, target_names: Iterable[str]) -> bool:
+    """Whether ``name`` is the temporary file of an atomic write to one of ``target_names``
+    (in the same folder)."""
+    if not name.startswith(".") or not name.endswith(".tmp"):
+        return False
+    return any(
+        name.startswith(_temp_prefix(Path(t))) or _legacy_name(t).fullmatch(name) is not None
+        for t in target_names
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    except OverflowError:
+        return False
+    try:  # a killed process that its parent has not reaped yet is a zombie: gone
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _is_left_over(path: Path, prefix: str) -> bool:
+    """Whether the writer of the temporary file ``path`` is gone (a dead process on this host,
+    or a file untouched for a day; an old-style name: untouched for an hour)."""
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    name = path.name
+    if not name.startswith(prefix):
+        return age > _LEGACY_AFTER_S
+    if age > STALE_AFTER_S:
+        return True
+    host, _, rest = name[len(prefix) : -len(".tmp")].rpartition("-")[0].rpartition("-")
+    try:
+        pid = int(rest)
+    except ValueError:
+        return False
+    return host == _HOST and not _pid_alive(pid)
+
+
+def remove_left_over_temp_files(target: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that killed writes to ``target`` left behind (never those of
+    a write still in progress); returns the paths removed. :func:`atomic_write` calls it."""
+    target = Path(target)
+    prefix = _temp_prefix(target)
+    removed = []
+    for path in temp_files(target):
+        if _is_left_over(path, prefix):
+            try:
+                path.unlink()
+            except (FileNotFoundError, PermissionError):
+                continue
+            removed.append(path)
+    return removed
+
+
+def remove_left_over_temp_files_in(folder: str | os.PathLike[str]) -> list[Path]:
+    """:func:`remove_left_over_temp_files` for every target in ``folder`` at once (one listing,
+    for writers of many files to one folder: they pass ``clean=False`` to :func:`atomic_write`)."""
+    folder = Path(folder)
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for name in names:
+        head, tag, _ = name.partition(f".{TEMP_TAG}-")
+        if tag and name.startswith(".") and name.endswith(".tmp"):
+            path = folder / name
+            if _is_left_over(path, head + tag):
+                try:
+                    path.unlink()
+                except (FileNotFoundError, PermissionError):
+                    continue
+                removed.append(path)
+    return removed
+
+
 @contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
+def atomic_write(
+    path: str | os.PathLike[str],
+    mode: str = "wb",
+    encoding: str | None = None,
+    *,
+    clean: bool = True,
+) -> Iterator[IO]:
     """Write ``path`` atomically: into a temporary file in the same folder, flushed and
     fsync'ed, then renamed over ``path``. On any exception the target is left untouched and the
-    temporary file removed — nothing half-written ever appears under ``path``."""
+    temporary file removed — nothing half-written ever appears under ``path``. Temporary files
+    that earlier, killed writes to ``path`` left behind are removed first
+    (:func:`remove_left_over_temp_files`; ``clean=False`` skips that listing of the folder).
+    Text modes write UTF-8 unless ``encoding`` says otherwise."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if clean:
+        remove_left_over_temp_files(target)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{_temp_prefix(target)}{_HOST}-{os.getpid()}-", suffix=".tmp", dir=target.parent
+    )
     try:
         # mkstemp creates the file 0600; give it the permissions open() would have (0666 & ~umask).
         os.chmod(tmp, 0o666 & ~_UMASK)
-        with os.fdopen(fd, mode) as fh:
+        text = {"encoding": encoding or "utf-8", "newline": ""} if mode == "w" else {}
+        with os.fdopen(fd, mode, **text) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

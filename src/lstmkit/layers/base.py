@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextvars
 import inspect
 import re
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,23 +28,12 @@ from torch import Tensor, nn
 
 from lstmkit import constraints as constraints_mod
 from lstmkit import regularizers as regularizers_mod
+from lstmkit.utils import reset_names as reset_names  # re-exported (it was defined here)
+from lstmkit.utils import unique_name
 
 Shape = tuple[int | None, ...]
 
-_NAME_COUNTS: defaultdict[str, int] = defaultdict(int)
 _SYMBOLIC = contextvars.ContextVar("lstmkit_symbolic_call", default=False)
-
-
-def reset_names() -> None:
-    """Restart automatic layer names (``lstm``, ``lstm_1``, …); see ``utils.clear_session``."""
-    _NAME_COUNTS.clear()
-
-
-def unique_name(base: str) -> str:
-    """Keras-style automatic name: ``base`` then ``base_1``, ``base_2``…"""
-    count = _NAME_COUNTS[base]
-    _NAME_COUNTS[base] += 1
-    return base if count == 0 else f"{base}_{count}"
 
 
 def snake_case(name: str) -> str:

@@ -217,7 +217,7 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Bidirectional:
-        from lstmkit.layers import deserialize
+        from lstmkit.layers.serialization import deserialize
 
         config = dict(config)
         layer = deserialize(config.pop("layer"))

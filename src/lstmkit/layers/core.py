@@ -389,7 +389,7 @@ class TimeDistributed(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TimeDistributed:
-        from lstmkit.layers import deserialize
+        from lstmkit.layers.serialization import deserialize
 
         config = dict(config)
         return cls(deserialize(config.pop("layer")), **config)

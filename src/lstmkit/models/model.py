@@ -25,6 +25,7 @@ from lstmkit.layers import register_layer
 from lstmkit.layers.base import InputLayer, Layer, Node, SymbolicTensor, map_structure
 from lstmkit.training import callbacks as callbacks_mod
 from lstmkit.training import trainer as trainer_mod
+from lstmkit.training.state import TrainingState
 
 _MODEL_REGISTRY: dict[str, type] = {}
 
@@ -413,6 +414,37 @@ class Model(Layer):
         from lstmkit.models.saving import load_weights
 
         load_weights(self, filepath)
+
+    # -- training state (what BackupAndRestore saves and restores) ---------------------------
+
+    @property
+    def training_state(self) -> TrainingState | None:
+        """Where the current (or last) ``fit`` started: epoch, batch, data-order seed, number
+        of processes; ``None`` before the first ``fit``. See :mod:`lstmkit.training.state`."""
+        return self._trainer.state if self._trainer is not None else None
+
+    def save_training_state(self, filepath: Any, state: TrainingState) -> None:
+        """Write a backup, atomically: the model file (weights, optimiser state) plus ``state``
+        and every random generator's state; :meth:`load_training_state` resumes from it."""
+        from lstmkit.models.saving import save_training_state
+
+        save_training_state(self, filepath, state)
+
+    def load_training_state(self, filepath: Any) -> TrainingState:
+        """Restore weights, optimiser state and random generators from a backup of this model
+        and make the running ``fit`` continue from its position (call it from
+        ``on_train_begin``). Returns the restored :class:`TrainingState` (``resumed=True``).
+
+        Raises:
+            ModelFileError: a damaged backup, one of another model, or one written by another
+                number of processes.
+        """
+        from lstmkit.models.saving import restore_training_state
+
+        trainer = self._require_compiled("load_training_state")
+        state = restore_training_state(self, filepath, world_size=trainer.strategy.world_size)
+        trainer.state = state
+        return state
 
     def get_weights(self) -> list[np.ndarray]:
         out: list[np.ndarray] = []

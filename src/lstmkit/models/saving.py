@@ -22,18 +22,17 @@ import datetime as _dt
 import io
 import json
 import os
-import random
 import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from lstmkit.training.state import TrainingState, random_states, set_random_states
 from lstmkit.utils import atomic_write
 
 FORMAT = "lstmkit-model"
@@ -230,13 +229,12 @@ def _read_tensors(blob: bytes, what: str, path: Path) -> dict[str, torch.Tensor]
 
 def _build_model(spec: dict[str, Any], path: Path) -> Any:
     from lstmkit.layers import deserialize, get_layer_class
-    from lstmkit.models.model import _MODEL_REGISTRY, Model
-    from lstmkit.models.sequential import Sequential
 
-    classes = {"Sequential": Sequential, "Model": Model, "Functional": Model, **_MODEL_REGISTRY}
+    # Sequential, Model and the classes of register_model are registered layer classes too
+    # (so this module needs no import of the model classes); Keras calls Model "Functional".
     name = spec.get("class_name") if isinstance(spec, dict) else None
-    if name in classes:
-        return classes[name].from_config(dict(spec.get("config", {})))
+    if name == "Functional":
+        spec, name = {**spec, "class_name": "Model"}, "Model"
     try:
         get_layer_class(str(name))
     except ValueError:
@@ -368,30 +366,19 @@ def load_weights(model: Any, filepath: Any) -> None:
 # -- training state (BackupAndRestore) ---------------------------------------------------------
 
 
-def save_training_state(model: Any, filepath: Any, *, epoch: int, batch: int) -> None:
-    """A model file plus the training position and every RNG state, written atomically."""
-    state = {
-        "epoch": epoch,
-        "batch": batch,
-        "data_seed": getattr(model, "_data_seed", 0),
-        "python_random": _py_state_to_json(random.getstate()),
-        "numpy_random": _np_state_to_json(np.random.get_state()),
+def save_training_state(model: Any, filepath: Any, state: TrainingState) -> None:
+    """A model file plus the training position ``state`` and every RNG state, written
+    atomically (what ``Model.save_training_state`` writes)."""
+    rng_json, rng = random_states()
+    meta = {
+        **state.to_json(),
+        **rng_json,
         "model_config": json.dumps(_nameless(_model_spec(model)), sort_keys=True),
-        "world_size": _world_size(model),
     }
-    rng = {"torch_cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            rng[f"torch_cuda_{i}"] = s
-    extra = {"training_state.json": json.dumps(state).encode(), "rng.safetensors": st_save(rng)}
+    extra = {"training_state.json": json.dumps(meta).encode(), "rng.safetensors": st_save(rng)}
     blob = _archive(model, include_optimizer=True, extra=extra, kind="training_state")
     with atomic_write(Path(os.fspath(filepath))) as fh:
         fh.write(blob)
-
-
-def _world_size(model: Any) -> int:
-    trainer = getattr(model, "_trainer", None)
-    return trainer.strategy.world_size if trainer is not None else 1
 
 
 def _model_spec(model: Any) -> Any:
@@ -431,8 +418,9 @@ def _nameless(spec: Any) -> Any:
     return spec
 
 
-def restore_training_state(model: Any, filepath: Any) -> None:
-    """Restore weights, optimiser, position and RNGs from a backup of *this* model.
+def restore_training_state(model: Any, filepath: Any, world_size: int = 1) -> TrainingState:
+    """Restore weights, optimiser and RNGs from a backup of *this* model, written by as many
+    processes as ``world_size``; returns the saved position (``resumed=True``).
 
     Raises:
         ModelFileError: a damaged backup or one written by a different model — never silently
@@ -449,11 +437,14 @@ def restore_training_state(model: Any, filepath: Any) -> None:
                 f"(architecture differs); refusing to restore it. Delete the "
                 f"backup directory to start over."
             )
-        saved_world = int(state.get("world_size", 1))
-        if saved_world != _world_size(model):
+        try:
+            position = TrainingState.from_json(state, resumed=True)
+        except ValueError as e:
+            raise ModelFileError(f"{path}: training_state.json: {e}") from None
+        if position.world_size != world_size:
             raise ModelFileError(
-                f"{path}: this backup was written by {saved_world} process(es) but this run "
-                f"has {_world_size(model)}; the data position would not match. Resume with "
+                f"{path}: this backup was written by {position.world_size} process(es) but this "
+                f"run has {world_size}; the data position would not match. Resume with "
                 f"the same number of processes."
             )
         blob = zf.read("model.safetensors")
@@ -461,29 +452,5 @@ def restore_training_state(model: Any, filepath: Any) -> None:
         _load_state(model, tensors, path, _stored_order(blob))
         _load_optimizer(model, zf, path)
         rng = _read_tensors(zf.read("rng.safetensors"), "rng.safetensors", path)
-    torch.set_rng_state(rng["torch_cpu"])
-    if torch.cuda.is_available():
-        cuda = [rng[k] for k in sorted(rng) if k.startswith("torch_cuda_")]
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-    random.setstate(_py_state_from_json(state["python_random"]))
-    np.random.set_state(_np_state_from_json(state["numpy_random"]))
-    model._resume_epoch = int(state["epoch"])
-    model._resume_batch = int(state["batch"])
-    model._data_seed = int(state["data_seed"])
-
-
-def _py_state_to_json(s: tuple) -> list:
-    return [s[0], list(s[1]), s[2]]
-
-
-def _py_state_from_json(s: list) -> tuple:
-    return (s[0], tuple(s[1]), s[2])
-
-
-def _np_state_to_json(s: tuple) -> list:
-    return [s[0], s[1].tolist(), int(s[2]), int(s[3]), float(s[4])]
-
-
-def _np_state_from_json(s: list) -> tuple:
-    return (s[0], np.array(s[1], dtype=np.uint32), s[2], s[3], s[4])
+    set_random_states(state, rng)
+    return position

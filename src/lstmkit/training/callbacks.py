@@ -10,15 +10,17 @@ training (``self.model.is_chief``).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from lstmkit.folders import make_folder, refuse_foreign, remove_own
 
 
 class Callback:
@@ -438,44 +440,77 @@ class BackupAndRestore(Callback):
     of that and continues where the backup was taken. With ``delete_checkpoint`` the backup is
     removed after a successful end of training.
 
-    The backup is a model file (atomically written) plus ``state.json``; a backup that does not
-    belong to this model, or is corrupted, raises an error rather than silently starting over.
+    The backup is one model file, ``backup_dir/backup.lstmkit`` (written atomically, through
+    the model's public ``save_training_state`` / ``load_training_state``); a backup that does
+    not belong to this model, or is corrupted, raises an error rather than silently starting
+    over.
+
+    lstmkit deletes only what it wrote (:mod:`lstmkit.folders`): ``backup.lstmkit`` and the
+    temporary files of its unfinished writes, and ``backup_dir`` itself only when this callback
+    created it and nothing else is in it. A ``backup_dir`` that already holds other files is
+    refused when training starts, unless ``allow_other_files=True`` (they are then left alone).
     """
+
+    FILES = ("backup.lstmkit",)
 
     def __init__(
         self,
         backup_dir: str | os.PathLike[str],
         save_freq: str | int = "epoch",
         delete_checkpoint: bool = True,
+        *,
+        allow_other_files: bool = False,
     ) -> None:
         super().__init__()
         self.backup_dir = Path(backup_dir)
-        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
+        if save_freq != "epoch" and not (
+            isinstance(save_freq, int) and not isinstance(save_freq, bool) and save_freq > 0
+        ):
             raise ValueError(
                 f"BackupAndRestore: save_freq must be 'epoch' or a positive "
                 f"integer, got {save_freq!r}"
             )
         self.save_freq, self.delete_checkpoint = save_freq, delete_checkpoint
+        self.allow_other_files = bool(allow_other_files)
         self._epoch = 0
         self._batches = 0
 
     @property
     def _model_file(self) -> Path:
-        return self.backup_dir / "backup.lstmkit"
+        return self.backup_dir / self.FILES[0]
+
+    def check_backup_dir(self) -> None:
+        """Raise ``ValueError`` if ``backup_dir`` is a file, or holds files lstmkit did not
+        write and ``allow_other_files`` is false (``fit`` calls this before anything else)."""
+        if self.allow_other_files:
+            if self.backup_dir.exists() and not self.backup_dir.is_dir():
+                raise ValueError(f"BackupAndRestore: backup_dir {self.backup_dir} is a file")
+            return
+        refuse_foreign(
+            self.backup_dir,
+            self.FILES,
+            what="BackupAndRestore: backup_dir",
+            flag="BackupAndRestore(..., allow_other_files=True)",
+        )
+
+    def delete_backup(self) -> None:
+        """Delete the backup (what ``delete_checkpoint`` does after a successful ``fit``):
+        lstmkit's own files only, and ``backup_dir`` if this callback made it and it is empty."""
+        remove_own(self.backup_dir, self.FILES)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        if not self._model_file.exists():
-            return
-        from lstmkit.models.saving import restore_training_state
-
-        restore_training_state(self.model, self._model_file)
+        self.check_backup_dir()
+        if self._model_file.exists():
+            self.model.load_training_state(self._model_file)
 
     def _backup(self, epoch: int, batch_in_epoch: int) -> None:
         if not getattr(self.model, "is_chief", True):
             return
-        from lstmkit.models.saving import save_training_state
-
-        save_training_state(self.model, self._model_file, epoch=epoch, batch=batch_in_epoch)
+        make_folder(self.backup_dir)
+        state = dataclasses.replace(
+            self.model.training_state, epoch=epoch, batch=batch_in_epoch, resumed=False
+        )
+        self.model.save_training_state(self._model_file, state)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
@@ -487,13 +522,8 @@ class BackupAndRestore(Callback):
                 self._backup(self._epoch, batch + 1)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.save_freq == "epoch" or isinstance(self.save_freq, int):
-            self._backup(epoch + 1, 0)
+        self._backup(epoch + 1, 0)
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if (
-            self.delete_checkpoint
-            and getattr(self.model, "is_chief", True)
-            and not getattr(self.model, "_interrupted", False)
-        ):
-            shutil.rmtree(self.backup_dir, ignore_errors=True)
+        if self.delete_checkpoint and getattr(self.model, "is_chief", True):
+            self.delete_backup()

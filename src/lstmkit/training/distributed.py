@@ -97,6 +97,13 @@ class DistributedStrategy(Strategy):
         dist.barrier()
 
 
+def current_strategy(device: torch.device) -> Strategy:
+    """The distributed strategy under ``torchrun`` (``WORLD_SIZE > 1``), else one process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return DistributedStrategy(device)
+    return Strategy(device)
+
+
 def launch(nproc: int, argv: Sequence[str] | None = None, *, max_restarts: int = 0) -> int:
     """Run ``python <argv>`` (default: this process's own command line) as ``nproc`` processes
     through ``torch.distributed.run`` on this machine; returns the exit code.

@@ -2,13 +2,11 @@
 
 The training loop only talks to a ``Strategy``: it wraps the model for the forward pass, shards
 the data (``rank``, ``world_size``), sums metric states across processes and tells who writes
-files (``is_chief``). :func:`current_strategy` picks the distributed strategy when the process
-was launched by ``torchrun`` (``WORLD_SIZE > 1``) — see :mod:`lstmkit.training.distributed`.
+files (``is_chief``). :func:`lstmkit.training.distributed.current_strategy` picks the
+distributed strategy when the process was launched by ``torchrun`` (``WORLD_SIZE > 1``).
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 from torch import Tensor, nn
@@ -42,12 +40,3 @@ class Strategy:
 
     def barrier(self) -> None:
         """Wait for every process (no-op here)."""
-
-
-def current_strategy(device: torch.device) -> Strategy:
-    """The distributed strategy under ``torchrun`` (``WORLD_SIZE > 1``), else one process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from lstmkit.training.distributed import DistributedStrategy
-
-        return DistributedStrategy(device)
-    return Strategy(device)

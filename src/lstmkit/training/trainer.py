@@ -26,8 +26,10 @@ from lstmkit.training import data as data_mod
 from lstmkit.training import losses as losses_mod
 from lstmkit.training import metrics as metrics_mod
 from lstmkit.training import optimizers as optimizers_mod
+from lstmkit.training.distributed import current_strategy
 from lstmkit.training.progress import ProgressBar
-from lstmkit.training.strategy import Strategy, current_strategy
+from lstmkit.training.state import TrainingState
+from lstmkit.training.strategy import Strategy
 from lstmkit.utils import default_device
 
 
@@ -85,6 +87,7 @@ class Trainer:
                     metrics_mod.get(m)
         self.model.to(self.device)
         self._forward = None
+        self.state: TrainingState | None = None  # the position of the current/last fit
 
     # -- configuration -------------------------------------------------------------------
 
@@ -408,10 +411,7 @@ class Trainer:
         )
         model.history = history
         model.stop_training = False
-        model._interrupted = False
-        model._data_seed = seed
-        model._resume_epoch = initial_epoch
-        model._resume_batch = 0
+        self.state = TrainingState(initial_epoch, 0, seed, strategy.world_size)
         first = data.first_batch()
         if first is None:
             raise ValueError("fit: the training data is empty")
@@ -420,9 +420,10 @@ class Trainer:
         show = verbose if strategy.is_chief else 0
         logs: dict[str, float] = {}
         cbs.on_train_begin()
-        if getattr(model, "_data_seed", seed) != seed and isinstance(data, data_mod.ArrayData):
-            data.seed = model._data_seed  # restored by BackupAndRestore
-        start_epoch = model._resume_epoch
+        state = self.state  # a callback (BackupAndRestore) may have restored another position
+        if state.data_seed != seed and isinstance(data, data_mod.ArrayData):
+            data.seed = state.data_seed
+        start_epoch = state.epoch
         try:
             for epoch in range(start_epoch, epochs):
                 self.reset_metrics()
@@ -430,7 +431,7 @@ class Trainer:
                 if show:
                     print(f"Epoch {epoch + 1}/{epochs}")
                 bar = ProgressBar(data.steps(), show)
-                start_batch = model._resume_batch if epoch == start_epoch else 0
+                start_batch = state.batch if epoch == start_epoch else 0
                 step, samples = start_batch, 0
                 for xb, yb, swb in data.batches(epoch, start_batch):
                     cbs.on_train_batch_begin(step)
@@ -451,9 +452,6 @@ class Trainer:
                 cbs.on_epoch_end(epoch, logs)
                 if model.stop_training:
                     break
-        except KeyboardInterrupt:
-            model._interrupted = True
-            raise
         finally:
             model.eval()  # Keras: outside fit the model runs in inference mode
         cbs.on_train_end(logs)
