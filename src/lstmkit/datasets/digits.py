@@ -99,6 +99,8 @@ import numpy as np
 import soundfile
 from rich.progress import track
 
+from lstmkit.utils import atomic_write, remove_left_over_temp_files_in
+
 __all__ = [
     "FESTIVAL_RESPELLED",
     "SPLITS",
@@ -605,10 +607,9 @@ def _noise(n: int, spec: dict[str, Any], signal_power: float) -> np.ndarray:
 
 
 def _write_wav_atomically(path: Path, audio: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-    soundfile.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    # (no listing of the folder per file: _build removes left-over temporary files once)
+    with atomic_write(path, clean=False) as fh:
+        soundfile.write(fh, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
 
 
 def _run(command: list[str]) -> bytes:
@@ -774,6 +775,8 @@ def _build(root: Path, items: list[dict[str, Any]], workers: int, progress: bool
     if _is_complete(manifest, items):
         return manifest
     root.mkdir(parents=True, exist_ok=True)
+    for folder in {(root / item["path"]).parent for item in items}:
+        remove_left_over_temp_files_in(folder)  # of an earlier, killed build
     rows = []
     with ExitStack() as stack:
         if workers == 1:
@@ -784,9 +787,8 @@ def _build(root: Path, items: list[dict[str, Any]], workers: int, progress: bool
             results = pool.map(_render, items, repeat(str(root)), chunksize=4)
         for row in track(results, total=len(items), description="digits", disable=not progress):
             rows.append(row)
-    tmp = manifest.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
-    os.replace(tmp, manifest)
+    with atomic_write(manifest, "w") as fh:
+        fh.write("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
     return manifest
 
 

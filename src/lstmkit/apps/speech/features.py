@@ -45,6 +45,7 @@ from lstmkit.data.audio import (
     spec_augment,
 )
 from lstmkit.datasets.digits import Utterance
+from lstmkit.utils import atomic_write
 
 _CACHE_VERSION = 1  # part of every cache key: bump when the computation changes
 
@@ -164,25 +165,17 @@ def load_features(
 
 def _write_cache(path: Path, data: FeatureSet) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file, renamed when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     lengths = np.array([f.shape[0] for f in data.feats], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     frames = np.concatenate(data.feats) if data.feats else np.zeros((0, 0), np.float16)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                frames=frames,
-                offsets=offsets,
-                ids=np.array(data.ids, dtype=str),
-                transcripts=np.array(data.transcripts, dtype=str),
-            )
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as fh:
+        np.savez(
+            fh,
+            frames=frames,
+            offsets=offsets,
+            ids=np.array(data.ids, dtype=str),
+            transcripts=np.array(data.transcripts, dtype=str),
+        )
 
 
 def _read_cache(path: Path) -> FeatureSet | None:

@@ -46,7 +46,7 @@ from lstmkit.apps.textgen.model import (
 from lstmkit.training.losses import SparseCategoricalCrossentropy
 from lstmkit.training.optimizers import Adam
 from lstmkit.training.schedules import CosineDecay
-from lstmkit.utils import set_random_seed
+from lstmkit.utils import atomic_write, set_random_seed
 
 CURVE_FIELDS = (
     "step",
@@ -379,8 +379,7 @@ def _resume(path: str | Path, cfg: TextgenConfig) -> LanguageModel:
 
 
 def _write_curve(path: Path, rows: list[dict[str, float]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_write(path, "w") as fh:
         writer = csv.DictWriter(fh, fieldnames=CURVE_FIELDS)
         writer.writeheader()
         for row in rows:

@@ -78,9 +78,15 @@ def train(
         Path | None, typer.Option(help="a JSON file of settings (then --set)")
     ] = None,
     fresh: Annotated[
-        bool, typer.Option(help="discard an earlier run in --out and start over")
+        bool, typer.Option(help="discard an earlier run in --out (its files only) and start over")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="epoch summaries only")] = False,
+    allow_other_files: Annotated[
+        bool,
+        typer.Option(
+            help="train in an --out that holds files lstmkit did not write (left untouched)"
+        ),
+    ] = False,
 ) -> None:
     """Train a model (resumes an interrupted run in --out when run again)."""
     from lstmkit.apps.translate.config import TranslateConfig
@@ -94,7 +100,9 @@ def train(
         _fail(str(e))
     typer.echo(f"configuration: {json.dumps(cfg.to_dict())}")
     try:
-        result = run_training(cfg, out, fresh=fresh, verbose=2 if quiet else 1)
+        result = run_training(
+            cfg, out, fresh=fresh, verbose=2 if quiet else 1, allow_other_files=allow_other_files
+        )
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; run the same command again to resume from {out / 'backup'}")
         raise typer.Exit(130) from None

@@ -13,13 +13,14 @@ A run lives in one directory::
 
 Running the same command again after an interruption continues from the backup: same weights,
 optimiser state, data order, random generators and callback counters. A finished run refuses to
-start again unless told to start afresh.
+start again unless told to start afresh (``fresh``), which deletes these files and nothing else.
+A directory that holds other files is refused unless ``allow_other_files`` (``--allow-other-files``)
+says to share it; those files are never touched.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from lstmkit.apps.translate.data import (
 )
 from lstmkit.apps.translate.decode import Translator
 from lstmkit.apps.translate.model import GNMT
+from lstmkit.folders import refuse_foreign, remove_own
 from lstmkit.training.callbacks import (
     BackupAndRestore,
     Callback,
@@ -46,6 +48,7 @@ from lstmkit.training.callbacks import (
 )
 from lstmkit.training.losses import SparseCategoricalCrossentropy
 from lstmkit.training.optimizers import Adam
+from lstmkit.utils import atomic_write
 
 ASSET_FORMAT = "lstmkit-translate-1"
 
@@ -140,7 +143,7 @@ class RunState(Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._start = self._epoch_start = self._now()
-        if getattr(self.model, "_resume_epoch", 0) or getattr(self.model, "_resume_batch", 0):
+        if self.model.training_state.resumed:  # BackupAndRestore (before) restored a backup
             if self.path.exists():
                 state = json.loads(self.path.read_text())
                 self.best = state.get("best_val_bleu")
@@ -199,7 +202,7 @@ class RunState(Callback):
             "epoch_seconds": self.epoch_seconds,
             "callbacks": counters,
         }
-        self.path.write_text(json.dumps(state, indent=1))
+        _write_json(self.path, state)
 
 
 @dataclass
@@ -213,17 +216,51 @@ class TrainResult:
     resumed: bool
 
 
-def _check_run_dir(out_dir: Path, cfg: TranslateConfig, fresh: bool) -> bool:
-    """Prepare ``out_dir``; True when a run is resumed from its backup."""
-    if fresh and out_dir.exists():
-        for name in ("backup", "state.json", "config.json", "history.csv", "model.lstmkit"):
-            target = out_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-        for name in ("spm.de.model", "spm.en.model"):
-            (out_dir / name).unlink(missing_ok=True)
+# What a run writes in its directory (module docstring); nothing else there is lstmkit's.
+RUN_FILES = (
+    "config.json",
+    "state.json",
+    "history.csv",
+    "model.lstmkit",
+    "spm.de.model",
+    "spm.en.model",
+)
+BACKUP_DIR = "backup"
+
+
+def _write_json(path: Path, value: Any) -> None:
+    with atomic_write(path, "w") as fh:
+        fh.write(json.dumps(value, indent=1))
+
+
+def _write_bytes(path: Path, blob: bytes) -> None:
+    with atomic_write(path) as fh:
+        fh.write(blob)
+
+
+def _check_run_dir(
+    out_dir: Path, cfg: TranslateConfig, fresh: bool, backup: BackupAndRestore
+) -> bool:
+    """Prepare ``out_dir``; True when a run is resumed from its backup.
+
+    A directory holding files that a run does not write is refused (before anything is
+    deleted) unless ``backup.allow_other_files``; ``fresh`` deletes only the run's own files
+    and its backup (:mod:`lstmkit.folders`)."""
+    if not backup.allow_other_files:
+        refuse_foreign(
+            out_dir,
+            (*RUN_FILES, BACKUP_DIR),
+            what="translate: the run directory --out",
+            flag="--allow-other-files",
+        )
+    elif out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"translate: the run directory --out {out_dir} is a file")
+    if (out_dir / BACKUP_DIR).exists() and not (out_dir / BACKUP_DIR).is_dir():
+        raise ValueError(f"translate: {out_dir / BACKUP_DIR} is a file, not a backup folder")
+    backup.check_backup_dir()
+    if fresh:
+        remove_own(out_dir, RUN_FILES)  # (out_dir itself stays: the new run goes there)
+        backup.delete_backup()
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = out_dir / "config.json"
     state_path = out_dir / "state.json"
@@ -244,8 +281,8 @@ def _check_run_dir(out_dir: Path, cfg: TranslateConfig, fresh: bool) -> bool:
                 f"{out_dir} holds a finished run ({out_dir / 'model.lstmkit'}); use --fresh to "
                 f"train again there, or another --out"
             )
-    cfg_path.write_text(json.dumps(cfg.to_dict(), indent=1))
-    return (out_dir / "backup" / "backup.lstmkit").exists()
+    _write_json(cfg_path, cfg.to_dict())
+    return (out_dir / BACKUP_DIR / "backup.lstmkit").exists()
 
 
 # The settings a run started from another model (``init_from``) must share with it.
@@ -290,11 +327,19 @@ def train(
     verbose: int = 1,
     train_pairs: list[tuple[str, str]] | None = None,
     val_pairs: list[tuple[str, str]] | None = None,
+    allow_other_files: bool = False,
 ) -> TrainResult:
     """Train (or resume training) a model for ``cfg`` in ``out_dir``, on the dictionary's
-    splits unless ``train_pairs`` / ``val_pairs`` are given."""
+    splits unless ``train_pairs`` / ``val_pairs`` are given.
+
+    ``out_dir`` must hold nothing but an earlier run's files (:data:`RUN_FILES` and
+    ``backup/``) unless ``allow_other_files``; other files are never deleted, ``fresh`` or not.
+    """
     out_dir = Path(out_dir)
-    resumed = _check_run_dir(out_dir, cfg, fresh)
+    backup = BackupAndRestore(
+        out_dir / BACKUP_DIR, save_freq=100, allow_other_files=allow_other_files
+    )
+    resumed = _check_run_dir(out_dir, cfg, fresh, backup)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -304,14 +349,14 @@ def train(
     start = _initial_model(cfg) if cfg.init_from and not resumed else None
     if start is not None:
         src, tgt = start.src, start.tgt
-        src_path.write_bytes(src.proto)
-        tgt_path.write_bytes(tgt.proto)
+        _write_bytes(src_path, src.proto)
+        _write_bytes(tgt_path, tgt.proto)
     elif src_path.exists() and tgt_path.exists():
         src, tgt = Vocab(src_path.read_bytes()), Vocab(tgt_path.read_bytes())
     else:
         src, tgt = train_vocabs(train_pairs, cfg)
-        src_path.write_bytes(src.proto)
-        tgt_path.write_bytes(tgt.proto)
+        _write_bytes(src_path, src.proto)
+        _write_bytes(tgt_path, tgt.proto)
     if verbose:
         print(
             f"{len(train_pairs)} training pairs, {len(val_pairs)} validation pairs; "
@@ -341,7 +386,7 @@ def train(
     watched: dict[str, Callback] = {"plateau": plateau, "stopping": stopping}
     state = RunState(out_dir, cfg.max_minutes, cfg.clock, watched, verbose)
     callbacks = [
-        BackupAndRestore(out_dir / "backup", save_freq=100),
+        backup,
         ValidationBLEU(translator, [de for de, _ in val_pairs], [en for _, en in val_pairs]),
         plateau,
         stopping,
