@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 
 import pytest
@@ -499,6 +500,61 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch)
     other = TranslateConfig.from_dict({**cfg.to_dict(), "units": 64})
     with pytest.raises(ValueError, match="differs in: units"):
         train(other, tmp_path / "b", verbose=0, train_pairs=pairs, val_pairs=pairs[:5])
+
+
+def _digests(folder):
+    import hashlib
+
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_run_directory_with_the_users_files_is_refused_or_left_intact(tmp_path):
+    from typer.testing import CliRunner
+
+    from lstmkit.apps.translate.cli import app
+
+    pairs = _pairs(30)
+    small = ["epochs=1", "units=32", "embed_dim=16", "src_vocab_size=400", "tgt_vocab_size=400"]
+    cfg = TranslateConfig.from_overrides([*SMALL, *small])
+    out = tmp_path / "run"
+    (out / "mine").mkdir(parents=True)
+    (out / "notes.txt").write_text("my notes")
+    (out / "mine" / "data.bin").write_bytes(os.urandom(500))
+    users = _digests(out)
+    for fresh in (False, True):
+        with pytest.raises(ValueError, match="--allow-other-files") as err:
+            train(cfg, out, fresh=fresh, verbose=0, train_pairs=pairs, val_pairs=pairs[:5])
+        assert "notes.txt" in str(err.value) and "mine" in str(err.value)
+        assert _digests(out) == users  # refused before anything was written or deleted
+    res = CliRunner().invoke(app, ["train", "--out", str(out), "--fresh"])
+    assert res.exit_code == 2 and "--allow-other-files" in res.output
+    assert _digests(out) == users
+
+    # Allowed: trained there, and the user's files are untouched at the end and by --fresh.
+    torch.manual_seed(0)
+    train(cfg, out, verbose=0, train_pairs=pairs, val_pairs=pairs[:5], allow_other_files=True)
+    own = {"config.json", "state.json", "history.csv", "model.lstmkit", "spm.de.model",
+           "spm.en.model"}  # fmt: skip
+    assert set(os.listdir(out)) == own | {"notes.txt", "mine"}  # backup/ was made and removed
+    assert {k: v for k, v in _digests(out).items() if k not in own} == users
+    first_model = (out / "model.lstmkit").read_bytes()
+    torch.manual_seed(1)
+    train(cfg, out, fresh=True, verbose=0, train_pairs=pairs, val_pairs=pairs[:5],
+          allow_other_files=True)  # fmt: skip
+    assert (out / "model.lstmkit").read_bytes() != first_model  # trained again (not refused)
+    assert {k: v for k, v in _digests(out).items() if k not in own} == users
+
+    # The user's file in backup/ is theirs too: refused there, never deleted by --fresh.
+    other = tmp_path / "other"
+    (other / "backup").mkdir(parents=True)
+    (other / "backup" / "todo.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"backup_dir.*todo\.txt"):
+        train(cfg, other, fresh=True, verbose=0, train_pairs=pairs, val_pairs=pairs[:5])
+    assert (other / "backup" / "todo.txt").read_text() == "x"
 
 
 def test_init_from_starts_with_the_earlier_runs_weights_and_vocabularies(tmp_path):
