@@ -282,3 +282,35 @@ def test_kill_9_at_random_moments_of_saves_leaves_loadable_targets_and_no_debris
     assert any(k["temp_files"] for k in report["kills"] if k["aimed"])  # kills did hit writes
     assert set(report["final"]["targets"].values()) == {"ok"}
     assert report["final"]["listing"] == sorted(TARGETS)  # and nothing else: no temporary file
+
+
+# -- the public training state that BackupAndRestore goes through ----------------------------------
+
+
+def test_the_training_state_interface(tmp_path):
+    import doctest
+
+    from lstmkit.models import ModelFileError
+    from lstmkit.training import state as state_mod
+
+    assert doctest.testmod(state_mod).failed == 0 and doctest.testmod(folders).failed == 0
+    x, y = _task()
+    model = _model()
+    assert model.training_state is None
+    model.fit(x, y, batch_size=8, epochs=2, initial_epoch=1, verbose=0)
+    start = model.training_state
+    assert (start.epoch, start.batch, start.world_size, start.resumed) == (1, 0, 1, False)
+    saved = state_mod.TrainingState(epoch=5, batch=2, data_seed=start.data_seed)
+    model.save_training_state(tmp_path / "b.lstmkit", saved)
+    other = _model()
+    other.fit(x, y, epochs=1, verbose=0)
+    restored = other.load_training_state(tmp_path / "b.lstmkit")
+    assert restored == state_mod.TrainingState(5, 2, start.data_seed, 1, resumed=True)
+    assert other.training_state is restored  # the running fit would continue from there
+    for a, b in zip(other.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ModelFileError, match="2 process"):
+        model.save_training_state(tmp_path / "c.lstmkit", saved.__class__(world_size=2))
+        other.load_training_state(tmp_path / "c.lstmkit")
+    with pytest.raises(ValueError, match="batch must be a non-negative integer, got -1"):
+        state_mod.TrainingState.from_json({"epoch": 1, "batch": -1})

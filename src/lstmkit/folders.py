@@ -13,7 +13,9 @@ an application's run directory) holds lstmkit's *own names* (``backup.lstmkit``,
 
 >>> import tempfile; from pathlib import Path
 >>> d = Path(tempfile.mkdtemp()) / "run"
->>> make_folder(d); _ = (d / "state.json").write_text("{}")
+>>> make_folder(d)
+True
+>>> _ = (d / "state.json").write_text("{}")
 >>> foreign_entries(d, {"state.json"})
 []
 >>> remove_own(d, {"state.json"}); d.exists()
