@@ -11,9 +11,10 @@ epoch of ``--steps`` batches:
   epoch timed from ``on_epoch_begin`` to ``on_epoch_end`` (data batching, the training steps,
   loss and accuracy tracking, callbacks, logs) / steps;
 * ``torch``: a plain loop over the *same* layer objects (each called as a ``torch.nn.Module``,
-  bypassing lstmkit's ``Layer.__call__``), the same optimiser class (``torch.optim.Adam`` with
-  Keras's ``eps=1e-7``, as lstmkit's ``Adam`` wraps it), the same clipped binary cross-entropy,
-  the same shuffled batches.
+  bypassing lstmkit's ``Layer.__call__``), ``torch.optim.Adam(foreach=True)`` with Keras's
+  ``eps=1e-7`` (lstmkit's ``Adam`` computes Keras's formula with its own ``torch._foreach``
+  ops: the same algorithm, ε in Keras's place), the same clipped binary cross-entropy, the
+  same shuffled batches.
 
 The two alternate within one process: a callback runs a torch epoch after each even epoch of
 ``fit`` and before each odd one; the first epoch of each is a warm-up. Figures are medians over

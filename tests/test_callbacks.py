@@ -182,7 +182,7 @@ def test_reduce_lr_on_plateau_reduces_after_patience_down_to_min_lr() -> None:
     h = model.fit(x, y, epochs=7, verbose=0, callbacks=[
         Script([1.0] * 7), ReduceLROnPlateau(factor=0.5, patience=2, min_lr=0.3),
         LambdaCallback(on_epoch_end=lambda e, logs: seen.append(
-            model.optimizer.torch_optimizer.param_groups[0]["lr"])),
+            model.optimizer.learning_rate)),
     ])  # fmt: skip
     assert seen == [1.0, 1.0, 0.5, 0.5, 0.3, 0.3, 0.3]
     # logs["learning_rate"] is the rate during the epoch (before the reduction), as Keras.
@@ -342,7 +342,7 @@ def test_learning_rate_scheduler_sets_each_epochs_rate() -> None:
     model.fit(x, y, epochs=4, verbose=0, callbacks=[
         LearningRateScheduler(lambda epoch, lr: 0.0 if epoch == 2 else lr * 0.5),
         LambdaCallback(on_epoch_begin=lambda e, logs: rates.append(
-            model.optimizer.torch_optimizer.param_groups[0]["lr"])),
+            model.optimizer.learning_rate)),
         snaps,
     ])  # fmt: skip
     assert rates == [0.25, 0.125, 0.0, 0.0]

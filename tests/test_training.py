@@ -123,15 +123,12 @@ def test_optimizer_defaults_are_keras(cls: str) -> None:
     config = O.get(cls.lower()).get_config()
     assert type(O.get(cls.lower())).__name__ == cls
     for key, want in KERAS_DEFAULTS[cls].items():
-        if key == "use_ema":  # lstmkit has no EMA option; Keras's default is off
-            assert want is False and "use_ema" not in config
-        elif isinstance(want, float):
+        if isinstance(want, float):
             # Keras reports float32 values (0.0010000000474974513): float32 precision.
             assert math.isclose(config[key], want, rel_tol=1e-7), (key, config[key])
         else:
             assert config[key] == want, (key, config[key])
-    # Keras 3's default names (from its source): "SGD", "adam", "adamw", "rmsprop", "adagrad".
-    assert config["name"] == ("SGD" if cls == "SGD" else cls.lower())
+    # Keras 3's default names are checked in test_optimizer_parity.py (measured with 3.15).
 
 
 def _bound(opt: O.Optimizer, *values: list[float]) -> list[torch.nn.Parameter]:
@@ -227,10 +224,10 @@ def test_two_updates_match_keras_update_rules(make, reference) -> None:
     (w,) = _bound(opt, W0)
     want = reference()
     _step(opt, [w], G1)
-    # Keras puts epsilon in slightly different places from torch (see optimizers.py): 1e-6.
-    torch.testing.assert_close(w.detach(), want[0], rtol=1e-6, atol=1e-7)
+    # Keras's own formulas in float64: equal to rounding.
+    torch.testing.assert_close(w.detach(), want[0], rtol=1e-12, atol=1e-14)
     _step(opt, [w], G2)
-    torch.testing.assert_close(w.detach(), want[1], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(w.detach(), want[1], rtol=1e-12, atol=1e-14)
     assert opt.iterations == 2
 
 

@@ -115,14 +115,18 @@ class RecurrentCell(nn.Module):
         dtype = self.weight_ih.dtype
         self.weight_ih.copy_(self.kernel_initializer(tuple(self.weight_ih.shape[::-1]), dtype).T)
         self.weight_hh.copy_(self.recurrent_initializer(tuple(self.weight_hh.shape[::-1]), dtype).T)
-        if self.bias_ih is not None:
-            self.bias_ih.copy_(self._initial_bias(dtype))
-        if self.bias_hh is not None:
-            self.bias_hh.zero_()
+        self._reset_biases(dtype)
         self._reset_variant_parameters(torch_init=False)
 
     def _initial_bias(self, dtype: torch.dtype) -> Tensor:
         return self.bias_initializer((self.gate_blocks * self.hidden_size,), dtype)
+
+    def _reset_biases(self, dtype: torch.dtype) -> None:
+        """``bias_ih`` by ``bias_initializer``; ``bias_hh`` (torch's second bias) zero."""
+        if self.bias_ih is not None:
+            self.bias_ih.copy_(self._initial_bias(dtype))
+        if self.bias_hh is not None:
+            self.bias_hh.zero_()
 
     def _reset_variant_parameters(self, torch_init: bool) -> None:
         """Initialise the variants' extra parameters (overridden by :class:`LSTMCell`)."""
@@ -367,6 +371,17 @@ class GRUCell(RecurrentCell):
         self.reset_after = bool(reset_after)
         self._create_core_weights()
         self.reset_parameters()
+
+    def _reset_biases(self, dtype: torch.dtype) -> None:
+        """With both biases (Keras's ``reset_after=True``), ``bias_initializer`` fills them as
+        Keras fills its one ``(2, 3H)`` bias: one draw of that shape (so its fans are Keras's),
+        row 0 the input bias, row 1 the recurrent bias."""
+        if self.bias_ih is None or self.bias_hh is None:
+            super()._reset_biases(dtype)
+            return
+        both = self.bias_initializer((2, 3 * self.hidden_size), dtype)  # (2, 3H)
+        self.bias_ih.copy_(both[0])
+        self.bias_hh.copy_(both[1])
 
     def step(
         self,

@@ -148,11 +148,31 @@ def _check_target(path: Path, overwrite: bool) -> None:
         raise IsADirectoryError(f"{path} is a directory; give a file name")
 
 
+def _keras_kind(path: Path) -> str | None:
+    """Keras 3 file names (``.keras``, ``.weights.h5``) go to :mod:`keras_files`; a legacy
+    ``.h5`` name is refused; any other name is lstmkit's format."""
+    from lstmkit.models import keras_files
+
+    kind = keras_files.file_kind(path)
+    if kind == "legacy_h5":
+        keras_files.refuse_legacy_h5(path)
+    return kind
+
+
 def save_model(
     model: Any, filepath: Any, overwrite: bool = True, include_optimizer: bool = True
 ) -> None:
-    """Write ``model`` to ``filepath`` (see the module docstring), atomically."""
+    """Write ``model`` to ``filepath`` (see the module docstring), atomically; a ``.keras``
+    name writes Keras 3's format (:mod:`lstmkit.models.keras_files`)."""
     path = Path(os.fspath(filepath))
+    kind = _keras_kind(path)
+    if kind is not None:
+        from lstmkit.models import keras_files
+
+        if kind == "keras_weights":
+            raise ValueError(f"{path}: a .weights.h5 name is for save_weights(); use .keras")
+        keras_files.save_keras_model(model, path, overwrite=overwrite)
+        return
     _check_target(path, overwrite)
     blob = _archive(model, include_optimizer)
     with atomic_write(path) as fh:
@@ -160,8 +180,17 @@ def save_model(
 
 
 def save_weights(model: Any, filepath: Any, overwrite: bool = True) -> None:
-    """Write the weights as one safetensors file, atomically."""
+    """Write the weights as one safetensors file, atomically; a ``.weights.h5`` name writes
+    Keras 3's HDF5 layout."""
     path = Path(os.fspath(filepath))
+    kind = _keras_kind(path)
+    if kind == "keras":
+        raise ValueError(f"{path}: save_weights() needs a .weights.h5 name for Keras's format")
+    if kind == "keras_weights":
+        from lstmkit.models import keras_files
+
+        keras_files.save_keras_weights(model, path, overwrite=overwrite)
+        return
     _check_target(path, overwrite)
     blob = _weights_blob(model, "-weights")
     with atomic_write(path) as fh:
@@ -296,6 +325,12 @@ def _load_optimizer(model: Any, zf: zipfile.ZipFile, path: Path) -> None:
         raise ModelFileError(f"{path}: the optimizer state does not fit this model: {e}") from None
 
 
+def _is_keras_archive(path: Path) -> bool:
+    from lstmkit.models import keras_files
+
+    return keras_files.is_keras_archive(path)
+
+
 def _build_by_calling(model: Any, spec: Any, path: Path) -> None:
     """Create a subclassed model's lazy weights by calling it once on zeros of the recorded
     input shape (unknown sizes -> 1) and dtype."""
@@ -320,6 +355,13 @@ def load_model(filepath: Any, compile: bool = True) -> Any:
             an unknown model class, or weights that do not fit.
     """
     path = Path(os.fspath(filepath))
+    kind = _keras_kind(path)
+    if kind == "keras_weights":
+        raise ValueError(f"{path}: a .weights.h5 file holds weights only; use load_weights()")
+    if kind == "keras" and (not path.is_file() or _is_keras_archive(path)):
+        from lstmkit.models import keras_files
+
+        return keras_files.load_keras_model(path, compile=compile)
     with _open_archive(path) as zf:
         config = _read_json(zf, "config.json", path)
         if not isinstance(config, dict) or "model" not in config:
@@ -351,6 +393,12 @@ def load_weights(model: Any, filepath: Any) -> None:
             f"{model.name}: build the model (call it on data, or build(input_shape)) before "
             f"load_weights"
         )
+    kind = _keras_kind(path)
+    if kind == "keras_weights":
+        from lstmkit.models import keras_files
+
+        keras_files.load_keras_weights(model, path)
+        return
     if zipfile.is_zipfile(path):
         with _open_archive(path) as zf:
             blob = zf.read("model.safetensors")

@@ -319,7 +319,7 @@ class Trainer:
         loss = self.compute_loss(y, y_pred, sample_weight)
         reg = self.regularization()
         total = loss if reg is None else loss + reg
-        total.backward()
+        opt.scale_loss(total).backward()
         opt.step()
         if self._has_constraints:
             model.apply_constraints()
@@ -454,6 +454,8 @@ class Trainer:
                     break
         finally:
             model.eval()  # Keras: outside fit the model runs in inference mode
+        if epochs > start_epoch:
+            self.optimizer.finalize_variable_values()  # use_ema: the averages become the weights
         cbs.on_train_end(logs)
         return history
 
