@@ -24,7 +24,7 @@ import torch
 
 from lstmkit.layers import base as layer_base
 from lstmkit.layers.base import Layer, SymbolicTensor
-from lstmkit.models.saving import ModelFileError
+from lstmkit.models.errors import ModelFileError
 
 # Keras arguments lstmkit does not take that never change what a layer computes, and Keras
 # arguments whose default (the value given here) is what lstmkit does.
@@ -195,8 +195,17 @@ class _NotEqual(Layer):
         return None
 
 
+def _model_class(name: str) -> Any:
+    """``Sequential`` or ``Model``, found through the layer registry the model classes join
+    (as :mod:`saving` does), so that this module imports no model class: the model classes
+    reach this module through saving, and an import back would close a cycle."""
+    from lstmkit.layers import get_layer_class
+
+    return get_layer_class(name)
+
+
 def sequential_from_keras(config: dict[str, Any], where: str) -> Any:
-    from lstmkit.models.sequential import Sequential
+    Sequential = _model_class("Sequential")
 
     specs = config.get("layers")
     if not isinstance(specs, list):
@@ -220,7 +229,7 @@ def sequential_from_keras(config: dict[str, Any], where: str) -> Any:
 
 
 def functional_from_keras(config: dict[str, Any], where: str) -> Any:
-    from lstmkit.models.model import Model
+    Model = _model_class("Model")
 
     specs = config.get("layers")
     if not isinstance(specs, list):
@@ -487,7 +496,7 @@ def _functional_to_keras(model: Any) -> dict[str, Any]:
 
 def model_to_keras(model: Any) -> dict[str, Any]:
     """Keras's ``config.json`` for an lstmkit Sequential or functional model."""
-    from lstmkit.models.sequential import Sequential
+    Sequential = _model_class("Sequential")
 
     if isinstance(model, Sequential):
         return _sequential_to_keras(model)

@@ -32,16 +32,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from lstmkit.models.errors import ModelFileError
 from lstmkit.training.state import TrainingState, random_states, set_random_states
 from lstmkit.utils import atomic_write
 
 FORMAT = "lstmkit-model"
 FORMAT_VERSION = 1
 _PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-
-
-class ModelFileError(ValueError):
-    """A file that is not a valid lstmkit model file (or does not fit the model)."""
 
 
 # -- writing ----------------------------------------------------------------------------------
