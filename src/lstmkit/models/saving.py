@@ -32,13 +32,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from lstmkit.models import archive
 from lstmkit.models.errors import ModelFileError
 from lstmkit.training.state import TrainingState, random_states, set_random_states
 from lstmkit.utils import atomic_write
 
 FORMAT = "lstmkit-model"
 FORMAT_VERSION = 1
-_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -197,28 +197,60 @@ def save_weights(model: Any, filepath: Any, overwrite: bool = True) -> None:
 # -- reading ----------------------------------------------------------------------------------
 
 
-def _open_archive(path: Path) -> zipfile.ZipFile:
-    if not path.exists():
-        raise FileNotFoundError(f"no such model file: {path}")
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    if head[:2] in _PICKLE_MAGIC:
+class _Archive(zipfile.ZipFile):
+    """A zip archive read from a file object that it closes with itself."""
+
+    def __init__(self, fh: Any) -> None:
+        self._own_fh = fh
+        try:
+            super().__init__(fh)
+        except BaseException:
+            fh.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._own_fh.close()
+
+
+def _refuse_format(path: Path, kind: str, expected: str) -> None:
+    if kind == "pickle":
         raise ModelFileError(
             f"{path} looks like a pickle file; lstmkit never unpickles "
-            f"(pickles can run code). Expected an lstmkit model file."
+            f"(pickles can run code). Expected {expected}."
         )
-    if not zipfile.is_zipfile(path):
+    raise ModelFileError(
+        f"{path} is not an lstmkit model file (expected {expected}; it is "
+        f"{archive.DESCRIPTIONS[kind]}; the file may be truncated or of another format)"
+    )
+
+
+def _open_archive(path: Path) -> zipfile.ZipFile:
+    fh = archive.open_regular(path)
+    try:
+        kind = archive.sniff_file(fh, os.fstat(fh.fileno()).st_size)
+        if kind != "zip":
+            _refuse_format(path, kind, "a zip archive written by model.save()")
+    except BaseException:
+        fh.close()
+        raise
+    try:
+        zf = _Archive(fh)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise ModelFileError(
             f"{path} is not an lstmkit model file (expected a zip archive "
             f"written by model.save(); the file may be truncated or of "
-            f"another format)"
-        )
+            f"another format: {e})"
+        ) from None
     try:
-        zf = zipfile.ZipFile(path)
         bad = zf.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as e:
+        zf.close()
         raise ModelFileError(f"{path} is a damaged archive: {e}") from None
     if bad is not None:
+        zf.close()
         raise ModelFileError(f"{path} is damaged: member {bad!r} fails its checksum")
     names = set(zf.namelist())
     for member in ("metadata.json", "config.json", "model.safetensors"):
@@ -396,15 +428,21 @@ def load_weights(model: Any, filepath: Any) -> None:
 
         keras_files.load_keras_weights(model, path)
         return
-    if zipfile.is_zipfile(path):
+    with archive.open_regular(path, "weights file") as fh:
+        kind = archive.sniff_file(fh, os.fstat(fh.fileno()).st_size)
+        if kind == "safetensors":
+            blob = fh.read()
+    if kind == "zip":
         with _open_archive(path) as zf:
             blob = zf.read("model.safetensors")
-            tensors = _read_tensors(blob, "model.safetensors", path)
-    else:
-        blob = path.read_bytes()
-        if blob[:2] in _PICKLE_MAGIC:
-            raise ModelFileError(f"{path} looks like a pickle file; lstmkit never unpickles")
-        tensors = _read_tensors(blob, "the weights file", path)
+    elif kind == "pickle":
+        raise ModelFileError(f"{path} looks like a pickle file; lstmkit never unpickles")
+    elif kind != "safetensors":
+        raise ModelFileError(
+            f"{path}: the weights file is not a valid safetensors file nor an lstmkit model "
+            f"file (it is {archive.DESCRIPTIONS[kind]})"
+        )
+    tensors = _read_tensors(blob, "the weights file", path)
     _load_state(model, tensors, path, _stored_order(blob))
 
 
