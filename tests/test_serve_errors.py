@@ -200,10 +200,11 @@ def test_cli_serve_and_export_errors(files, tmp_path):
     result = runner.invoke(app, ["serve", "--help"])
     assert result.exit_code == 0 and "127.0.0.1" in result.output
     result = runner.invoke(app, ["serve", str(tmp_path / "missing.lstmkit")])
-    assert result.exit_code == 1 and "no model file at" in result.output
+    assert result.exit_code == 2 and "no such model file" in result.output
     (tmp_path / "notes.lstmkit").write_text("not a model")
     result = runner.invoke(app, ["serve", str(tmp_path / "notes.lstmkit")])
-    assert result.exit_code == 1 and "not an lstmkit model file" in result.output
+    assert result.exit_code == 2 and "not an lstmkit model file" in result.output
+    assert len(result.output.strip().splitlines()) == 1  # one line
     result = runner.invoke(app, ["export", str(files["speech"]), str(tmp_path / "s.onnx")])
     assert result.exit_code == 1 and "is a speech model; ONNX export covers" in result.output
     assert not (tmp_path / "s.onnx").exists()

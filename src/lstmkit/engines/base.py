@@ -67,6 +67,17 @@ class StackResult(NamedTuple):
     records: list[list[dict[str, Tensor] | None]]
 
 
+def active_transforms() -> set[str]:
+    r"""The ``torch.func`` transforms the current call runs under, e.g. ``{"vmap", "grad"}``
+    (``jacrev`` is ``vmap`` over ``grad``; ``functional_call`` alone is none). Engines whose
+    kernels have no batching rule, or are ``autograd.Function``\ s of the old style, decline
+    them so that ``auto`` picks one that computes the right answer."""
+    if not torch._C._are_functorch_transforms_active():
+        return set()
+    stack = torch._C._functorch.get_interpreter_stack() or []
+    return {str(i.key()).rsplit(".", 1)[-1].lower() for i in stack}
+
+
 class Engine:
     """Base class of engines. Subclasses implement :meth:`unsupported` and :meth:`run`;
     :meth:`run_stack` composes :meth:`run` unless an engine has a faster whole-stack path."""

@@ -46,7 +46,8 @@ from torch import Tensor
 from lstmkit import activations
 from lstmkit import functional as fn
 from lstmkit.cells import RecurrentCell
-from lstmkit.engines.base import Engine, RunOptions, SequenceResult, State
+from lstmkit.engines import twin
+from lstmkit.engines.base import Engine, RunOptions, SequenceResult, State, active_transforms
 from lstmkit.engines.fused import FusedEngine
 from lstmkit.functional import LSTMState
 
@@ -193,14 +194,19 @@ class _LSTMSequence(torch.autograd.Function):
         saved = ops.lstm_forward(xw, h0, c0, w_hh, *params, coupled, reverse, zero_output, True)
         hbuf, cbuf, gates, tc, out = saved[:5]
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(w_hh, *params, hbuf, cbuf, gates, out)
+        ctx.save_for_backward(xw, h0, c0, w_hh, *params, hbuf, cbuf, gates, out)
         ctx.extra = (tc, *saved[5:])
         ctx.flags = (coupled, reverse, zero_output)
         return hbuf, cbuf, gates, out
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
-        w_hh, *params, hbuf, cbuf, gates, out = ctx.saved_tensors
+        xw, h0, c0, w_hh, *params, hbuf, cbuf, gates, out = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a backward that is itself a graph
+            inputs = (xw, h0, c0, w_hh, *params)
+            return twin.differentiate(
+                twin.lstm_sequence, inputs, ctx.flags, grads, ctx.needs_input_grad
+            )
         saved = [hbuf, cbuf, gates, ctx.extra[0], out, *ctx.extra[1:]]
         d_hbuf, d_cbuf, d_gates, d_out = grads
         res = load_extension().lstm_backward(
@@ -250,13 +256,18 @@ class _GRUSequence(torch.autograd.Function):
             xw, h0, w_hh, b_ih, b_hh, rec_mask, mask, *flags, True
         )
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(w_hh, b_ih, b_hh, rec_mask, mask, hbuf, gates, out)
+        ctx.save_for_backward(xw, h0, w_hh, b_ih, b_hh, rec_mask, mask, hbuf, gates, out)
         ctx.hn, ctx.flags = hn, flags
         return hbuf, gates, out
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
-        w_hh, b_ih, b_hh, rec_mask, mask, hbuf, gates, _ = ctx.saved_tensors
+        xw, h0, w_hh, b_ih, b_hh, rec_mask, mask, hbuf, gates, _ = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a backward that is itself a graph
+            inputs = (xw, h0, w_hh, b_ih, b_hh, rec_mask, mask)
+            return twin.differentiate(
+                twin.gru_sequence, inputs, ctx.flags, grads, ctx.needs_input_grad
+            )
         d_hbuf, d_gates, d_out = grads
         saved = [hbuf, gates, ctx.hn]
         d_xw, d_h0, d_w_hh, d_b_ih, d_b_hh = load_extension().gru_backward(
@@ -287,13 +298,18 @@ class _RNNSequence(torch.autograd.Function):
         ops = load_extension()
         hbuf, hcomp, out = ops.rnn_forward(xw, h0, w_hh, b_ih, b_hh, rec_mask, mask, *flags, True)
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(w_hh, b_ih, b_hh, rec_mask, mask, hbuf, out)
+        ctx.save_for_backward(xw, h0, w_hh, b_ih, b_hh, rec_mask, mask, hbuf, out)
         ctx.hcomp, ctx.flags = hcomp, flags
         return hbuf, out
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, ...]:
-        w_hh, b_ih, b_hh, rec_mask, mask, hbuf, _ = ctx.saved_tensors
+        xw, h0, w_hh, b_ih, b_hh, rec_mask, mask, hbuf, _ = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a backward that is itself a graph
+            inputs = (xw, h0, w_hh, b_ih, b_hh, rec_mask, mask)
+            return twin.differentiate(
+                twin.rnn_sequence, inputs, ctx.flags, grads, ctx.needs_input_grad
+            )
         d_hbuf, d_out = grads
         d_xw, d_h0, d_w_hh, d_b_ih, d_b_hh = load_extension().rnn_backward(
             w_hh, b_ih, b_hh, rec_mask, mask, *ctx.flags, [hbuf, ctx.hcomp], d_hbuf, d_out
@@ -390,6 +406,8 @@ class CompiledEngine(Engine):
         for mask in (opts.input_dropout_mask, opts.recurrent_dropout_mask):
             if mask is not None and mask.requires_grad:
                 return "dropout masks that require grad"
+        if active_transforms():
+            return "torch.func transforms (vmap, grad, jacrev): use engine='reference' or 'auto'"
         return None
 
     def declines(self, cell: RecurrentCell, x: Tensor, opts: RunOptions) -> str | None:

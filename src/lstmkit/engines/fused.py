@@ -13,7 +13,14 @@ from torch import Tensor
 
 from lstmkit import activations
 from lstmkit.cells import RecurrentCell
-from lstmkit.engines.base import Engine, RunOptions, SequenceResult, StackResult, State
+from lstmkit.engines.base import (
+    Engine,
+    RunOptions,
+    SequenceResult,
+    StackResult,
+    State,
+    active_transforms,
+)
 from lstmkit.functional import LSTMState
 
 
@@ -85,6 +92,10 @@ class FusedEngine(Engine):
             return "per-gate input dropout masks"
         if x.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
             return f"dtype {x.dtype}"
+        if "vmap" in active_transforms():
+            # torch's own kernels fail under vmap ("output with shape ... doesn't match the
+            # broadcast shape"), torch.nn.LSTM included; the reference loop is plain torch ops.
+            return "torch.func.vmap (jacrev, per-sample gradients): no batching rule in torch"
         return None
 
     def run(self, cell: RecurrentCell, x: Tensor, state: State, opts: RunOptions) -> SequenceResult:

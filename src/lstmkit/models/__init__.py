@@ -6,8 +6,9 @@
 True
 """
 
+from lstmkit.models import archive
 from lstmkit.models.model import Model, register_model
 from lstmkit.models.saving import ModelFileError, load_model
 from lstmkit.models.sequential import Sequential
 
-__all__ = ["Model", "ModelFileError", "Sequential", "load_model", "register_model"]
+__all__ = ["Model", "ModelFileError", "Sequential", "archive", "load_model", "register_model"]

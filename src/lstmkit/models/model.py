@@ -409,11 +409,12 @@ class Model(Layer):
 
         save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath: Any) -> None:
-        """Load weights saved by :meth:`save_weights` or :meth:`save` (never unpickles)."""
+    def load_weights(self, filepath: Any, *, allow_nonfinite: bool = False) -> None:
+        """Load weights saved by :meth:`save_weights` or :meth:`save` (never unpickles; NaN or
+        infinite weights are refused unless ``allow_nonfinite``)."""
         from lstmkit.models.saving import load_weights
 
-        load_weights(self, filepath)
+        load_weights(self, filepath, allow_nonfinite=allow_nonfinite)
 
     # -- training state (what BackupAndRestore saves and restores) ---------------------------
 

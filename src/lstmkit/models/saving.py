@@ -32,13 +32,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from lstmkit.models import archive
 from lstmkit.models.errors import ModelFileError
 from lstmkit.training.state import TrainingState, random_states, set_random_states
 from lstmkit.utils import atomic_write
 
 FORMAT = "lstmkit-model"
 FORMAT_VERSION = 1
-_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -195,62 +195,85 @@ def save_weights(model: Any, filepath: Any, overwrite: bool = True) -> None:
 
 
 # -- reading ----------------------------------------------------------------------------------
+#
+# Every read goes through lstmkit.models.archive: a regular file, told by its structure, a zip
+# member list checked against the limits before anything is inflated, JSON of bounded depth
+# and checked types, the config checked before the model is built and built within a memory
+# budget that the weights in the file justify, non-finite weights refused.
+
+_REQUIRED = ("metadata.json", "config.json", "model.safetensors")
 
 
-def _open_archive(path: Path) -> zipfile.ZipFile:
-    if not path.exists():
-        raise FileNotFoundError(f"no such model file: {path}")
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    if head[:2] in _PICKLE_MAGIC:
-        raise ModelFileError(
-            f"{path} looks like a pickle file; lstmkit never unpickles "
-            f"(pickles can run code). Expected an lstmkit model file."
-        )
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(
-            f"{path} is not an lstmkit model file (expected a zip archive "
-            f"written by model.save(); the file may be truncated or of "
-            f"another format)"
-        )
+def _open_archive(path: Path, what: str = "model file") -> archive.Archive:
+    """The validated archive of an lstmkit model file (or backup), its metadata checked."""
+    ar = archive.open_zip(path, what)
     try:
-        zf = zipfile.ZipFile(path)
-        bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise ModelFileError(f"{path} is a damaged archive: {e}") from None
-    if bad is not None:
-        raise ModelFileError(f"{path} is damaged: member {bad!r} fails its checksum")
-    names = set(zf.namelist())
-    for member in ("metadata.json", "config.json", "model.safetensors"):
-        if member not in names:
-            raise ModelFileError(f"{path} is not an lstmkit model file: {member} is missing")
-    meta = _read_json(zf, "metadata.json", path)
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(
-            f"{path} is not an lstmkit model file (format "
-            f"{meta.get('format')!r}, expected {FORMAT!r})"
-        )
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path} has format version {version!r}; this lstmkit reads "
-            f"versions up to {FORMAT_VERSION} (upgrade lstmkit)"
-        )
-    return zf
-
-
-def _read_json(zf: zipfile.ZipFile, name: str, path: Path) -> Any:
-    try:
-        return json.loads(zf.read(name).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{path}: {name} is not valid JSON: {e}") from None
+        for member in _REQUIRED:
+            if member not in ar:
+                raise ModelFileError(f"{path} is not an lstmkit model file: {member} is missing")
+        meta = ar.json("metadata.json")
+        if meta.get("format") != FORMAT:
+            raise ModelFileError(
+                f"{path} is not an lstmkit model file (format "
+                f"{meta.get('format')!r}, expected {FORMAT!r})"
+            )
+        version = meta.get("format_version")
+        if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ModelFileError(
+                f"{path} has format version {version!r}; this lstmkit reads "
+                f"versions up to {FORMAT_VERSION} (upgrade lstmkit)"
+            )
+    except BaseException:
+        ar.close()
+        raise
+    return ar
 
 
 def _read_tensors(blob: bytes, what: str, path: Path) -> dict[str, torch.Tensor]:
+    if archive.safetensors_header(blob) is None:
+        raise ModelFileError(
+            f"{path}: {what} is not a valid safetensors blob (expected an 8-byte header "
+            f"length and a JSON header that fit in its {len(blob)} bytes)"
+        )
     try:
         return st_load(blob)
-    except (SafetensorError, Exception) as e:
+    except (SafetensorError, Exception) as e:  # the library's errors, whatever their class
         raise ModelFileError(f"{path}: {what} is not a valid safetensors blob: {e}") from None
+
+
+def _read_config(ar: archive.Archive, path: Path) -> dict[str, Any]:
+    """``config.json``, its shape checked before anything is built."""
+    config = ar.json("config.json")
+    where = f"{path}: config.json"
+    if "model" not in config:
+        raise ModelFileError(f"{where} has no model description ('model' is missing)")
+    archive.check_config(config["model"], where)
+    for key in ("compile", "assets", "build"):
+        if config.get(key) is not None and not isinstance(config[key], dict):
+            raise ModelFileError(
+                f"{where}: {key!r} must be a JSON object or null, got "
+                f"{archive.json_type(config[key])}"
+            )
+    return config
+
+
+def _rebuild(config: dict[str, Any], weights_bytes: int, path: Path) -> Any:
+    """The model of ``config``, built within :func:`archive.build_budget` of the weights."""
+    where = f"{path}: config.json"
+    try:
+        with archive.AllocationBudget(archive.build_budget(weights_bytes), where):
+            model = _build_model(config["model"], path)
+            if config.get("build"):
+                _build_by_calling(model, config["build"], path)
+    except ModelFileError:
+        raise
+    except RecursionError:
+        raise ModelFileError(f"{where}: the model config is nested too deeply") from None
+    except Exception as e:  # a config is data from a stranger: every failure is the file's
+        raise ModelFileError(
+            f"{path}: cannot rebuild the model from its config: {type(e).__name__}: {e}"
+        ) from None
+    return model
 
 
 def _build_model(spec: dict[str, Any], path: Path) -> Any:
@@ -301,27 +324,6 @@ def _load_state(
     model.load_state_dict(tensors, strict=True)
 
 
-def _load_optimizer(model: Any, zf: zipfile.ZipFile, path: Path) -> None:
-    trainer = model._trainer
-    if trainer is None or "optimizer.json" not in zf.namelist():
-        return
-    meta = _read_json(zf, "optimizer.json", path)
-    tensors = _read_tensors(zf.read("optimizer.safetensors"), "optimizer.safetensors", path)
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in list(tensors.items()) + list(meta["scalars"].items()):
-        _, idx, key = name.split("/", 2)
-        state.setdefault(int(idx), {})[key] = value
-    opt = trainer.optimizer
-    if not opt.built:
-        opt.build(model.parameters())
-    wrapper = dict(meta["wrapper"])
-    wrapper["torch"] = {"state": state, "param_groups": meta["param_groups"]}
-    try:
-        opt.load_state_dict(wrapper)
-    except (ValueError, KeyError) as e:
-        raise ModelFileError(f"{path}: the optimizer state does not fit this model: {e}") from None
-
-
 def _is_keras_archive(path: Path) -> bool:
     from lstmkit.models import keras_files
 
@@ -342,14 +344,60 @@ def _build_by_calling(model: Any, spec: Any, path: Path) -> None:
         model(torch.zeros(shape, dtype=dtype), training=False)
 
 
-def load_model(filepath: Any, compile: bool = True) -> Any:
+def _load_optimizer(model: Any, ar: archive.Archive, path: Path) -> None:
+    trainer = model._trainer
+    if trainer is None or "optimizer.json" not in ar:
+        return
+    where = f"{path}: optimizer.json"
+    meta = ar.json("optimizer.json")
+    scalars = archive.require(meta, "scalars", dict, where)
+    wrapper = archive.require(meta, "wrapper", dict, where)
+    groups = archive.require(meta, "param_groups", list, where)
+    blob = ar.read("optimizer.safetensors")
+    tensors = _read_tensors(blob, "optimizer.safetensors", path)
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in list(tensors.items()) + list(scalars.items()):
+        parts = name.split("/", 2)
+        if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
+            raise ModelFileError(
+                f"{path}: optimizer state entry {name!r}: expected 'state/<index>/<name>'"
+            )
+        state.setdefault(int(parts[1]), {})[parts[2]] = value
+    opt = trainer.optimizer
+    try:
+        if not opt.built:
+            opt.build(model.parameters())
+        opt.load_state_dict({**wrapper, "torch": {"state": state, "param_groups": groups}})
+    except Exception as e:  # the optimiser's own checks of data from the file
+        raise ModelFileError(
+            f"{path}: the optimizer state does not fit this model: {type(e).__name__}: {e}"
+        ) from None
+
+
+def _compile(model: Any, settings: dict[str, Any], path: Path) -> None:
+    try:
+        model.compile(**settings)
+    except Exception as e:
+        raise ModelFileError(
+            f"{path}: config.json: cannot compile the model with its stored settings "
+            f"({type(e).__name__}: {e}); load it with compile=False"
+        ) from None
+
+
+def load_model(filepath: Any, compile: bool = True, *, allow_nonfinite: bool = False) -> Any:
     """Load a model written by ``model.save``: architecture, weights, (compile config and
-    optimiser state), and ``model.assets``. Never executes code from the file.
+    optimiser state), and ``model.assets``. Never executes code from the file; reads it within
+    the limits of :mod:`lstmkit.models.archive` (``archive.set_limits`` changes them).
+
+    Args:
+        filepath: the file.
+        compile: also compile the model with its stored settings and optimiser state.
+        allow_nonfinite: load weights that hold NaN or infinity (refused by default).
 
     Raises:
         FileNotFoundError: no such file.
         ModelFileError: (a ``ValueError``) not an lstmkit model file, damaged, a newer format,
-            an unknown model class, or weights that do not fit.
+            over a limit, an unknown model class, weights that do not fit or are not finite.
     """
     path = Path(os.fspath(filepath))
     kind = _keras_kind(path)
@@ -359,32 +407,40 @@ def load_model(filepath: Any, compile: bool = True) -> Any:
         from lstmkit.models import keras_files
 
         return keras_files.load_keras_model(path, compile=compile)
-    with _open_archive(path) as zf:
-        config = _read_json(zf, "config.json", path)
-        if not isinstance(config, dict) or "model" not in config:
-            raise ModelFileError(f"{path}: config.json has no model description")
-        try:
-            model = _build_model(config["model"], path)
-        except ModelFileError:
-            raise
-        except (ValueError, TypeError, KeyError) as e:
-            raise ModelFileError(f"{path}: cannot rebuild the model from its config: {e}") from e
-        if config.get("build"):
-            _build_by_calling(model, config["build"], path)
-        tensors = _read_tensors(zf.read("model.safetensors"), "model.safetensors", path)
+    with _open_archive(path) as ar:
+        config = _read_config(ar, path)
+        blob = ar.read("model.safetensors")
+        model = _rebuild(config, len(blob), path)
+        tensors = _read_tensors(blob, "model.safetensors", path)
+        del blob
+        archive.check_finite(tensors, f"{path}: model.safetensors", allow_nonfinite)
         _load_state(model, tensors, path)
         model.assets = config.get("assets") or {}
         if compile and config.get("compile"):
-            model.compile(**config["compile"])
-            _load_optimizer(model, zf, path)
+            _compile(model, config["compile"], path)
+            _load_optimizer(model, ar, path)
     return model
 
 
-def load_weights(model: Any, filepath: Any) -> None:
-    """Load weights from a :func:`save_weights` file or a full model file."""
+def read_assets(filepath: Any) -> dict[str, Any]:
+    """``model.assets`` of an lstmkit model file, read from its ``config.json`` only (through
+    the same validated reader as :func:`load_model`; ``{}`` when it has none).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFileError: not an lstmkit model file, damaged or over a limit.
+    """
     path = Path(os.fspath(filepath))
-    if not path.exists():
-        raise FileNotFoundError(f"no such weights file: {path}")
+    with _open_archive(path) as ar:
+        config = _read_config(ar, path)
+    assets = config.get("assets")
+    return assets if isinstance(assets, dict) else {}
+
+
+def load_weights(model: Any, filepath: Any, *, allow_nonfinite: bool = False) -> None:
+    """Load weights from a :func:`save_weights` file or a full model file (NaN or infinite
+    weights are refused unless ``allow_nonfinite``)."""
+    path = Path(os.fspath(filepath))
     if not getattr(model, "built", True):
         raise ValueError(
             f"{model.name}: build the model (call it on data, or build(input_shape)) before "
@@ -396,15 +452,28 @@ def load_weights(model: Any, filepath: Any) -> None:
 
         keras_files.load_keras_weights(model, path)
         return
-    if zipfile.is_zipfile(path):
-        with _open_archive(path) as zf:
-            blob = zf.read("model.safetensors")
-            tensors = _read_tensors(blob, "model.safetensors", path)
-    else:
-        blob = path.read_bytes()
-        if blob[:2] in _PICKLE_MAGIC:
-            raise ModelFileError(f"{path} looks like a pickle file; lstmkit never unpickles")
-        tensors = _read_tensors(blob, "the weights file", path)
+    with archive.open_regular(path, "weights file") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        kind = archive.sniff_file(fh, size)
+        if kind == "safetensors":
+            if size > archive.LIMITS.max_member_bytes:
+                raise ModelFileError(
+                    f"{path}: the weights file is {size} bytes, over the limit of "
+                    f"{archive.LIMITS.max_member_bytes}"
+                )
+            blob = fh.read(size + 1)
+    if kind == "zip":
+        with _open_archive(path) as ar:
+            blob = ar.read("model.safetensors")
+    elif kind == "pickle":
+        raise ModelFileError(f"{path} looks like a pickle file; lstmkit never unpickles")
+    elif kind != "safetensors":
+        raise ModelFileError(
+            f"{path}: the weights file is not a valid safetensors file nor an lstmkit model "
+            f"file (it is {archive.DESCRIPTIONS[kind]})"
+        )
+    tensors = _read_tensors(blob, "the weights file", path)
+    archive.check_finite(tensors, f"{path}: the weights", allow_nonfinite)
     _load_state(model, tensors, path, _stored_order(blob))
 
 
@@ -463,7 +532,9 @@ def _nameless(spec: Any) -> Any:
     return spec
 
 
-def restore_training_state(model: Any, filepath: Any, world_size: int = 1) -> TrainingState:
+def restore_training_state(
+    model: Any, filepath: Any, world_size: int = 1, *, allow_nonfinite: bool = False
+) -> TrainingState:
     """Restore weights, optimiser and RNGs from a backup of *this* model, written by as many
     processes as ``world_size``; returns the saved position (``resumed=True``).
 
@@ -472,10 +543,10 @@ def restore_training_state(model: Any, filepath: Any, world_size: int = 1) -> Tr
             restarting from scratch over good checkpoints.
     """
     path = Path(os.fspath(filepath))
-    with _open_archive(path) as zf:
-        if "training_state.json" not in zf.namelist():
+    with _open_archive(path, "training backup") as ar:
+        if "training_state.json" not in ar:
             raise ModelFileError(f"{path} is a model file, not a training backup")
-        state = _read_json(zf, "training_state.json", path)
+        state = ar.json("training_state.json")
         if state.get("model_config") != json.dumps(_nameless(_model_spec(model)), sort_keys=True):
             raise ModelFileError(
                 f"{path}: this backup was written by a different model "
@@ -492,10 +563,16 @@ def restore_training_state(model: Any, filepath: Any, world_size: int = 1) -> Tr
                 f"run has {world_size}; the data position would not match. Resume with "
                 f"the same number of processes."
             )
-        blob = zf.read("model.safetensors")
+        blob = ar.read("model.safetensors")
         tensors = _read_tensors(blob, "model.safetensors", path)
+        archive.check_finite(tensors, f"{path}: model.safetensors", allow_nonfinite)
         _load_state(model, tensors, path, _stored_order(blob))
-        _load_optimizer(model, zf, path)
-        rng = _read_tensors(zf.read("rng.safetensors"), "rng.safetensors", path)
-    set_random_states(state, rng)
+        _load_optimizer(model, ar, path)
+        rng = _read_tensors(ar.read("rng.safetensors"), "rng.safetensors", path)
+    try:
+        set_random_states(state, rng)
+    except Exception as e:
+        raise ModelFileError(
+            f"{path}: the random generator states do not fit: {type(e).__name__}: {e}"
+        ) from None
     return position

@@ -1,8 +1,11 @@
 """``lstmkit serve MODEL_FILE...`` and ``lstmkit export MODEL_FILE OUT.onnx``.
 
 :func:`register` adds both commands to the ``lstmkit`` Typer application (``lstmkit.cli`` calls
-it when this module exists). Errors a user can fix (a missing or foreign model file, a busy port,
-a model that cannot be exported) end the command with a one-line message and exit status 1.
+it when this module exists). Errors a user can fix end the command with a one-line message:
+exit status 2 when ``serve`` refuses its model files at start-up (missing, foreign, damaged,
+hostile or over a limit of :mod:`lstmkit.models.archive`, or assets an application cannot use),
+1 for the others (a busy port, a model that cannot be exported). Models are loaded once, at
+start-up: nothing read at run time can take the service down.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from typing import Annotated, Any
 
 import typer
 
+BAD_MODEL_FILE = 2  # the exit status of `serve` refusing a model file at start-up
 
-def _fail(message: str) -> typing.NoReturn:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(1)
+
+def _fail(message: str, code: int = 1) -> typing.NoReturn:
+    line = " ".join(str(message).split())  # one line, whatever the error's text holds
+    typer.echo(f"Error: {line}", err=True)
+    raise typer.Exit(code)
 
 
 def _user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -87,13 +93,18 @@ def serve(
             f"reach this address can use it.",
             err=True,
         )
-    app = create_app(
-        model_files,
-        workers=workers or None,
-        timeout_s=timeout,
-        max_body_bytes=int(max_body_mb * MiB),
-        max_upload_bytes=int(max_upload_mb * MiB),
-    )
+    from lstmkit.serve.handlers import AppUnavailable
+
+    try:
+        app = create_app(
+            model_files,
+            workers=workers or None,
+            timeout_s=timeout,
+            max_body_bytes=int(max_body_mb * MiB),
+            max_upload_bytes=int(max_upload_mb * MiB),
+        )
+    except (FileNotFoundError, ValueError, TypeError, AppUnavailable) as e:
+        _fail(str(e), BAD_MODEL_FILE)
     for info in app.state.registry.handlers.values():
         typer.echo(f"model {info.name!r}: {info.app} ({info.path}) -> {', '.join(info.endpoints)}")
     if port:  # with port 0, uvicorn's own start-up line names the port it got

@@ -34,13 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import queue
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -89,19 +87,9 @@ def read_assets(path: str | os.PathLike[str]) -> dict[str, Any]:
         ValueError: not an lstmkit model file (the message of ``load_model`` when it can say
             more).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            config = json.loads(zf.read("config.json").decode("utf-8"))
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, OSError):
-        from lstmkit.models import load_model
+    from lstmkit.models.saving import read_assets as read_file_assets
 
-        load_model(path, compile=False)  # raises ModelFileError with the precise reason
-        raise ValueError(f"{path}: config.json is unreadable") from None
-    assets = config.get("assets") if isinstance(config, dict) else None
-    return assets if isinstance(assets, dict) else {}
+    return read_file_assets(path)
 
 
 def app_of_assets(assets: dict[str, Any]) -> str | None:
