@@ -185,3 +185,18 @@ def test_register_keras_serializable_registers_layers():
     assert layers.get_layer_class("MyDoubling") is MyDoubling
     with pytest.raises(TypeError, match="expected a Layer or Model subclass"):
         keras.saving.register_keras_serializable()(len)
+
+
+def test_ops_follow_numpy_semantics():
+    x = np.arange(12, dtype="float32").reshape(3, 4)
+    ops = keras.ops
+    np.testing.assert_allclose(ops.sum(x, axis=1, keepdims=True).numpy(), x.sum(1, keepdims=True))
+    np.testing.assert_allclose(ops.max(x, axis=0).numpy(), x.max(0))
+    np.testing.assert_allclose(ops.transpose(x).numpy(), x.T)
+    np.testing.assert_allclose(ops.matmul(x, x.T).numpy(), x @ x.T)
+    parts = ops.split(x, 2, axis=1)
+    np.testing.assert_allclose(parts[1].numpy(), np.split(x, 2, axis=1)[1])
+    np.testing.assert_allclose(ops.softmax(x).numpy().sum(-1), np.ones(3), rtol=1e-6)
+    assert ops.cast(x, "int32").dtype == torch.int32
+    assert ops.one_hot(np.array([2, 0]), 3).tolist() == [[0, 0, 1], [1, 0, 0]]
+    assert ops.shape(x) == (3, 4) and ops.zeros((2, 2)).shape == (2, 2)

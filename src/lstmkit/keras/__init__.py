@@ -27,6 +27,7 @@ SUBMODULES = (
     "losses",
     "metrics",
     "models",
+    "ops",
     "optimizers",
     "preprocessing",
     "regularizers",
