@@ -200,3 +200,16 @@ def test_ops_follow_numpy_semantics():
     assert ops.cast(x, "int32").dtype == torch.int32
     assert ops.one_hot(np.array([2, 0]), 3).tolist() == [[0, 0, 1], [1, 0, 0]]
     assert ops.shape(x) == (3, 4) and ops.zeros((2, 2)).shape == (2, 2)
+
+
+def test_repeat_vector_and_flatten_in_a_model():
+    x = keras.Input((3,))
+    y = keras.layers.Flatten()(keras.layers.RepeatVector(4)(x))
+    model = keras.Model(x, y)
+    data = np.arange(6, dtype="float32").reshape(2, 3)
+    out = model.predict(data, verbose=0)
+    np.testing.assert_array_equal(out, np.repeat(data[:, None, :], 4, axis=1).reshape(2, 12))
+    again = keras.layers.RepeatVector.from_config(keras.layers.RepeatVector(5).get_config())
+    assert again.n == 5
+    with pytest.raises(ValueError, match="RepeatVector: n must be a positive integer, got 0"):
+        keras.layers.RepeatVector(0)
