@@ -480,7 +480,7 @@ def test_cell_forward_and_errors() -> None:
     assert h.shape == c.shape == (2, 4) and gates._fields == ("i", "f", "g", "o")
     with pytest.raises(ValueError, match=r"LSTMCell: expected x of shape \(B, 3\), got \(2, 5\)"):
         cell(torch.zeros(2, 5))
-    with pytest.raises(ValueError, match="LSTMCell: hidden_size must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="LSTMCell: hidden_size must be an integer >= 1, got 0"):
         LSTMCell(3, 0)
     with pytest.raises(ValueError, match="proj_size must be smaller than hidden_size"):
         LSTMCell(3, 4, proj_size=4)

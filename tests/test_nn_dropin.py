@@ -471,7 +471,9 @@ def test_bad_input_messages() -> None:
     ):
         lstm(torch.zeros(T, B, I), (torch.zeros(2, B, H), torch.zeros(2, B, 4)))
     with pytest.raises(
-        ValueError, match=r"LSTM: expected hx h_0 of shape \(2, 5\).*got \(2, 1, 5\)"
+        ValueError,
+        match=r"LSTM: for unbatched 2-D input, hx h_0 should be 2-D \(2, 5\), "
+        r"got a 3-D tensor \(2, 1, 5\)",
     ):
         lstm(torch.zeros(T, I), (torch.zeros(2, 1, H), torch.zeros(2, 1, H)))
     with pytest.raises(TypeError, match=r"LSTM: expected hx as a tuple \(h_0, c_0\)"):
@@ -496,8 +498,8 @@ def test_bad_input_messages() -> None:
 
 
 def test_bad_constructor_arguments() -> None:
-    with pytest.raises(TypeError, match="proj_size"):
-        lnn.GRU(I, H, proj_size=2)  # as torch.nn.GRU: no such argument
+    with pytest.raises(ValueError, match="GRU: proj_size is only supported by LSTM"):
+        lnn.GRU(I, H, proj_size=2)  # torch.nn.GRU raises ValueError too
     with pytest.raises(
         ValueError, match=r"LSTM: proj_size must be smaller than hidden_size \(5\), got 5"
     ):

@@ -45,6 +45,8 @@ class RecurrentCell(nn.Module):
     kind: str = ""
     gate_names: tuple[str, ...] = ()
     gate_blocks: int = 1
+    #: The smallest ``hidden_size`` accepted (torch's cells accept 0: an empty state).
+    min_hidden_size: int = 1
 
     def __init__(
         self,
@@ -65,8 +67,9 @@ class RecurrentCell(nn.Module):
         super().__init__()
         name = type(self).__name__
         for arg, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name}: {arg} must be a positive integer, got {value!r}")
+            low = self.min_hidden_size if arg == "hidden_size" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}: {arg} must be an integer >= {low}, got {value!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.activation = activations.get(activation, argument=f"{name}: activation")
@@ -107,7 +110,7 @@ class RecurrentCell(nn.Module):
     def reset_parameters(self) -> None:
         """(Re-)initialise every parameter with the cell's initialisers."""
         if self.torch_init:
-            bound = 1.0 / math.sqrt(self.hidden_size)
+            bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size else 0.0
             for p in self.parameters():
                 p.uniform_(-bound, bound)
             self._reset_variant_parameters(torch_init=True)
@@ -224,7 +227,7 @@ class LSTMCell(RecurrentCell):
         super().__init__(input_size, hidden_size, **kwargs)
         if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
             raise ValueError(f"LSTMCell: proj_size must be an integer >= 0, got {proj_size!r}")
-        if proj_size >= hidden_size:
+        if proj_size and proj_size >= hidden_size:
             raise ValueError(
                 f"LSTMCell: proj_size must be smaller than hidden_size ({hidden_size}), "
                 f"got {proj_size}"

@@ -60,7 +60,97 @@ from lstmkit import engines
 from lstmkit.engines import RunOptions
 from lstmkit.functional import LSTMState
 
-__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "RNNCell",
+    "RNNStateTypeError",
+    "RNNTypeError",
+    "RNNValueError",
+]
+
+
+class RNNValueError(ValueError, RuntimeError):
+    """A wrong shape or value: lstmkit raises ``ValueError``; ``torch.nn`` raises
+    ``RuntimeError`` for the same call, so the error is both (``except RuntimeError:`` written
+    for torch keeps working)."""
+
+
+class RNNTypeError(TypeError, ValueError, RuntimeError):
+    """A wrong dtype: lstmkit's ``TypeError``; ``torch.nn`` raises ``ValueError`` (input vs
+    weights) or ``RuntimeError`` (``hx`` vs input, cells) for the same call."""
+
+
+class RNNStateTypeError(TypeError, IndexError):
+    """An LSTM ``hx`` that is not a pair ``(h_0, c_0)``: lstmkit's ``TypeError``; torch
+    fails with an ``IndexError`` indexing it."""
+
+
+def _check_flag(name: str, arg: str, value: Any) -> bool:
+    """torch's rule for ``bias`` and ``batch_first``: a real ``bool`` (``"False"`` is not)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: {arg} should be of type bool, got: {type(value).__name__}")
+    return value
+
+
+def _check_packed(name: str, packed: PackedSequence) -> None:
+    """A ``PackedSequence`` must be consistent before any kernel reads it (torch's own kernels
+    read out of bounds otherwise): ``batch_sizes`` a CPU int64 vector of positive,
+    non-increasing counts summing to ``len(data)``; the index vectors permutations."""
+    data, sizes = packed.data, packed.batch_sizes
+    if not isinstance(sizes, Tensor) or sizes.dim() != 1 or sizes.dtype != torch.int64:
+        raise RNNTypeError(
+            f"{name}: expected PackedSequence batch_sizes as a 1-D int64 tensor, got "
+            f"{_shape(sizes)} {getattr(sizes, 'dtype', '')}".rstrip()
+        )
+    if sizes.device.type != "cpu":
+        raise RNNValueError(
+            f"{name}: expected PackedSequence batch_sizes on the CPU (as torch's "
+            f"pack_padded_sequence makes it), got {sizes.device}"
+        )
+    if sizes.numel() == 0:
+        raise RNNValueError(f"{name}: expected PackedSequence batch_sizes with at least 1 step")
+    bad = (sizes <= 0).nonzero()
+    if bad.numel():
+        k = int(bad[0])
+        raise RNNValueError(
+            f"{name}: expected PackedSequence batch_sizes > 0, got {int(sizes[k])} at step {k}"
+        )
+    rising = (sizes[1:] > sizes[:-1]).nonzero()
+    if rising.numel():
+        k = int(rising[0]) + 1
+        raise RNNValueError(
+            f"{name}: expected non-increasing PackedSequence batch_sizes, got "
+            f"{int(sizes[k - 1])} then {int(sizes[k])} at step {k}"
+        )
+    total = int(sizes.sum())
+    if data.dim() < 1 or data.shape[0] != total:
+        raise RNNValueError(
+            f"{name}: expected PackedSequence data with {total} rows (the sum of batch_sizes), "
+            f"got {tuple(data.shape)}"
+        )
+    batch = int(sizes[0])
+    for label, idx in (
+        ("sorted_indices", packed.sorted_indices),
+        ("unsorted_indices", packed.unsorted_indices),
+    ):
+        if idx is None:
+            continue
+        if (
+            not isinstance(idx, Tensor)
+            or idx.dim() != 1
+            or idx.dtype != torch.int64
+            or idx.numel() != batch
+            or not torch.equal(idx.sort().values.cpu(), torch.arange(batch))
+        ):
+            raise RNNValueError(
+                f"{name}: expected PackedSequence {label} as a permutation of range({batch}), "
+                f"got {_shape(idx)}"
+            )
+
 
 Records = list[list[dict[str, Tensor]]]
 """``records[layer][direction][name]``: every step's gate / state values (see ``return_gates``)."""
@@ -146,8 +236,8 @@ class _RNNBase(nn.Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
+        self.bias = _check_flag(name, "bias", bias)
+        self.batch_first = _check_flag(name, "batch_first", batch_first)
         self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
         self.proj_size = proj_size
@@ -263,12 +353,12 @@ class _RNNBase(nn.Module):
     def _check_input(self, x: Tensor, argument: str = "input") -> None:
         name = type(self).__name__
         if not x.is_floating_point():
-            raise TypeError(
+            raise RNNTypeError(
                 f"{name}: expected a floating-point {argument} (the parameters' dtype "
                 f"{self.weight_ih_l0.dtype}), got {x.dtype}"
             )
         if x.dtype != self.weight_ih_l0.dtype:
-            raise TypeError(
+            raise RNNTypeError(
                 f"{name}: expected {argument} of dtype {self.weight_ih_l0.dtype} (the "
                 f"parameters' dtype), got {x.dtype}"
             )
@@ -282,7 +372,7 @@ class _RNNBase(nn.Module):
             return [ref.new_zeros(n, batch, s) for s in sizes]
         if self.mode == "LSTM":
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError(
+                raise RNNStateTypeError(
                     f"{name}: expected hx as a tuple (h_0, c_0), got {_shape(hx)}"
                     if not isinstance(hx, (tuple, list))
                     else f"{name}: expected hx as a tuple (h_0, c_0), got {len(hx)} items"
@@ -295,13 +385,19 @@ class _RNNBase(nn.Module):
         out = []
         for t, label, size in zip(tensors, labels, sizes):
             want = (n, size) if unbatched else (n, batch, size)
+            if isinstance(t, Tensor) and t.dim() != len(want):
+                kind = "unbatched 2-D" if unbatched else "batched 3-D"
+                raise RNNValueError(
+                    f"{name}: for {kind} input, hx {label} should be {len(want)}-D "
+                    f"{want}, got a {t.dim()}-D tensor {tuple(t.shape)}"
+                )
             if not isinstance(t, Tensor) or tuple(t.shape) != want:
                 layout = "(D·num_layers, H)" if unbatched else "(D·num_layers, batch, H)"
-                raise ValueError(
+                raise RNNValueError(
                     f"{name}: expected hx {label} of shape {want} {layout}, got {_shape(t)}"
                 )
             if t.dtype != ref.dtype:
-                raise TypeError(
+                raise RNNTypeError(
                     f"{name}: expected hx {label} of dtype {ref.dtype} (the input's), got {t.dtype}"
                 )
             out.append(t.unsqueeze(1) if unbatched else t)
@@ -324,13 +420,21 @@ class _RNNBase(nn.Module):
             )
         if input.dim() not in (2, 3) or input.shape[-1] != self.input_size:
             layout = "(B, T, {0})" if self.batch_first else "(T, B, {0})"
-            raise ValueError(
+            # torch: ValueError for the rank, RuntimeError for the feature size
+            error = ValueError if input.dim() not in (2, 3) else RNNValueError
+            raise error(
                 f"{name}: expected input of shape {layout.format(self.input_size)} "
                 f"(batch_first={self.batch_first}) or unbatched (T, {self.input_size}), "
                 f"got {tuple(input.shape)}"
             )
         self._check_input(input)
         unbatched = input.dim() == 2
+        steps = input.shape[1 if self.batch_first and not unbatched else 0]
+        if steps == 0:
+            raise RNNValueError(
+                f"{name}: expected a sequence length of at least 1, got input of shape "
+                f"{tuple(input.shape)} (batch_first={self.batch_first})"
+            )
         if unbatched:
             x = input.unsqueeze(0)  # (1, T, I)
         else:
@@ -395,9 +499,10 @@ class _RNNBase(nn.Module):
         record: bool,
     ) -> tuple[PackedSequence, list[Tensor], Records | None]:
         name = type(self).__name__
+        _check_packed(name, packed)
         data, batch_sizes = packed.data, packed.batch_sizes
         if data.dim() != 2 or data.shape[-1] != self.input_size:
-            raise ValueError(
+            raise RNNValueError(
                 f"{name}: expected PackedSequence data of shape (N, {self.input_size}), "
                 f"got {tuple(data.shape)}"
             )
@@ -648,7 +753,10 @@ class GRU(_RNNBase):
         *,
         engine: str = "auto",
         return_gates: bool = False,
+        proj_size: Any = None,
     ) -> None:
+        if proj_size is not None:
+            raise ValueError("GRU: proj_size is only supported by LSTM, not by RNN or GRU")
         super().__init__(
             "GRU",
             input_size,
@@ -707,7 +815,10 @@ class RNN(_RNNBase):
         *,
         engine: str = "auto",
         return_gates: bool = False,
+        proj_size: Any = None,
     ) -> None:
+        if proj_size is not None:
+            raise ValueError("RNN: proj_size is only supported by LSTM, not by RNN or GRU")
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -749,12 +860,13 @@ def _cell_input(cell: nn.Module, input: Any, hx: Any, n_states: int) -> tuple[Te
     if not isinstance(input, Tensor):
         raise TypeError(f"{name}: expected input as a tensor, got {type(input).__name__}")
     if input.dim() not in (1, 2) or input.shape[-1] != cell.input_size:
-        raise ValueError(
+        # torch: ValueError for the rank, RuntimeError for the feature size
+        raise (ValueError if input.dim() not in (1, 2) else RNNValueError)(
             f"{name}: expected input of shape (B, {cell.input_size}) or unbatched "
             f"({cell.input_size},), got {tuple(input.shape)}"
         )
     if not input.is_floating_point() or input.dtype != cell.weight_ih.dtype:
-        raise TypeError(
+        raise RNNTypeError(
             f"{name}: expected input of dtype {cell.weight_ih.dtype} (the parameters'), "
             f"got {input.dtype}"
         )
@@ -766,7 +878,7 @@ def _cell_input(cell: nn.Module, input: Any, hx: Any, n_states: int) -> tuple[Te
     labels = ("h_0", "c_0") if n_states == 2 else ("hx",)
     if n_states == 2:
         if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise TypeError(f"{name}: expected hx as a tuple (h_0, c_0), got {_shape(hx)}")
+            raise RNNStateTypeError(f"{name}: expected hx as a tuple (h_0, c_0), got {_shape(hx)}")
         tensors = list(hx)
     else:
         if not isinstance(hx, Tensor):
@@ -776,11 +888,36 @@ def _cell_input(cell: nn.Module, input: Any, hx: Any, n_states: int) -> tuple[Te
     states = []
     for t, label in zip(tensors, labels):
         if not isinstance(t, Tensor) or tuple(t.shape) != want:
-            raise ValueError(f"{name}: expected {label} of shape {want}, got {_shape(t)}")
+            raise RNNValueError(f"{name}: expected {label} of shape {want}, got {_shape(t)}")
         if t.dtype != x.dtype:
-            raise TypeError(f"{name}: expected {label} of dtype {x.dtype}, got {t.dtype}")
+            raise RNNTypeError(f"{name}: expected {label} of dtype {x.dtype}, got {t.dtype}")
         states.append(t.unsqueeze(0) if unbatched else t)
     return x, states, unbatched
+
+
+_AUTOCAST_OPS = {"LSTMCell": "lstm_cell", "GRUCell": "gru_cell", "RNNCell": "rnn_tanh_cell"}
+_autocast_dtypes: dict[tuple[str, torch.dtype, str], torch.dtype] = {}
+
+
+def _autocast_like_torch(cell: nn.Module, x: Tensor, outputs: tuple[Tensor, ...]) -> tuple:
+    """Under autocast, the output dtype torch's own cell op gives (asked of torch itself on a
+    1×1 problem, once per device, autocast dtype and op): on CPU with bfloat16 torch's RNNCell
+    returns bfloat16 while its LSTMCell and GRUCell return float32. The values are lstmkit's
+    (computed in the parameters' dtype), only the dtype follows torch."""
+    device = x.device.type
+    if not torch.is_autocast_enabled(device):
+        return outputs
+    op = _AUTOCAST_OPS[type(cell).__name__]
+    key = (device, torch.get_autocast_dtype(device), op)
+    if key not in _autocast_dtypes:
+        one = torch.zeros(1, 1, device=x.device)
+        gates = {"lstm_cell": 4, "gru_cell": 3}.get(op, 1)
+        w, b = torch.zeros(gates, 1, device=x.device), torch.zeros(gates, device=x.device)
+        hx: Any = [one, one] if op == "lstm_cell" else one
+        result = getattr(torch, op)(one, hx, w, w, b, b)
+        _autocast_dtypes[key] = (result[0] if isinstance(result, tuple) else result).dtype
+    dtype = _autocast_dtypes[key]
+    return tuple(t.to(dtype) for t in outputs)
 
 
 class LSTMCell(cells_mod.LSTMCell):
@@ -797,6 +934,8 @@ class LSTMCell(cells_mod.LSTMCell):
         >>> tuple(h.shape), tuple(c.shape)
         ((3, 20), (3, 20))
     """
+
+    min_hidden_size = 0  # as torch's cells
 
     def __init__(
         self,
@@ -828,6 +967,7 @@ class LSTMCell(cells_mod.LSTMCell):
         """``(h_1, c_1)`` from ``input`` and ``hx = (h_0, c_0)`` (zeros if ``None``)."""
         x, states, unbatched = _cell_input(self, input, hx, 2)
         (h, c), _ = self.step(x, LSTMState(*states))
+        h, c = _autocast_like_torch(self, x, (h, c))
         return (h.squeeze(0), c.squeeze(0)) if unbatched else (h, c)
 
     def extra_repr(self) -> str:
@@ -845,6 +985,8 @@ class GRUCell(cells_mod.GRUCell):
         >>> tuple(GRUCell(10, 20)(torch.randn(3, 10)).shape)
         (3, 20)
     """
+
+    min_hidden_size = 0  # as torch's cells
 
     def __init__(
         self,
@@ -870,6 +1012,7 @@ class GRUCell(cells_mod.GRUCell):
         """``h_1`` from ``input`` and ``hx = h_0`` (zeros if ``None``)."""
         x, states, unbatched = _cell_input(self, input, hx, 1)
         (h,), _ = self.step(x, tuple(states))
+        (h,) = _autocast_like_torch(self, x, (h,))
         return h.squeeze(0) if unbatched else h
 
     def extra_repr(self) -> str:
@@ -888,6 +1031,8 @@ class RNNCell(cells_mod.SimpleRNNCell):
         (20,)
     """
 
+    min_hidden_size = 0  # as torch's cells
+
     def __init__(
         self,
         input_size: int,
@@ -898,7 +1043,8 @@ class RNNCell(cells_mod.SimpleRNNCell):
         dtype: torch.dtype | None = None,
     ) -> None:
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(
+            # torch raises RuntimeError (at the first call); lstmkit at once
+            raise RNNValueError(
                 f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
             )
         super().__init__(
@@ -918,6 +1064,7 @@ class RNNCell(cells_mod.SimpleRNNCell):
         """``h_1`` from ``input`` and ``hx = h_0`` (zeros if ``None``)."""
         x, states, unbatched = _cell_input(self, input, hx, 1)
         (h,), _ = self.step(x, tuple(states))
+        (h,) = _autocast_like_torch(self, x, (h,))
         return h.squeeze(0) if unbatched else h
 
     def extra_repr(self) -> str:

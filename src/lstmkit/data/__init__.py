@@ -11,6 +11,9 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     "pad_sequences": "lstmkit.data.text",
+    "to_categorical": "lstmkit.data.arrays",
+    "timeseries_dataset_from_array": "lstmkit.data.arrays",
+    "get_file": "lstmkit.data.files",
     "TextVectorization": "lstmkit.data.text",
     "load_audio": "lstmkit.data.audio",
     "log_mel_spectrogram": "lstmkit.data.audio",

@@ -13,6 +13,7 @@ from lstmkit.layers.bidirectional import Bidirectional
 from lstmkit.layers.core import Activation, Dense, Dropout, Embedding, Masking, TimeDistributed
 from lstmkit.layers.merge import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from lstmkit.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
+from lstmkit.layers.reshaping import Flatten, RepeatVector
 from lstmkit.layers.serialization import deserialize, get_layer_class, register_layer, serialize
 
 for _cls in (
@@ -32,6 +33,8 @@ for _cls in (
     Multiply,
     Average,
     Maximum,
+    RepeatVector,
+    Flatten,
 ):
     register_layer(_cls)
 
@@ -48,12 +51,14 @@ __all__ = [
     "Dense",
     "Dropout",
     "Embedding",
+    "Flatten",
     "Input",
     "InputLayer",
     "Layer",
     "Masking",
     "Maximum",
     "Multiply",
+    "RepeatVector",
     "SimpleRNN",
     "Subtract",
     "SymbolicTensor",

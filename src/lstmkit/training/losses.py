@@ -333,6 +333,71 @@ _LOSSES: dict[str, type[Loss]] = {
 _CLASSES = {c.__name__: c for c in set(_LOSSES.values())}
 
 
+# Keras's function forms: ``fn(y_true, y_pred, **options)`` gives the per-sample losses (reduced
+# over the last axis only, like ``reduction=None``). ``compile(loss=binary_crossentropy)`` uses
+# the class of the same name, so a model compiled with one can still be saved.
+
+
+def binary_crossentropy(
+    y_true: Any,
+    y_pred: Tensor,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Tensor:
+    """Per-sample :class:`BinaryCrossentropy` (shape ``y_pred.shape[:-1]``)."""
+    return BinaryCrossentropy(from_logits, label_smoothing, axis, reduction=None)(y_true, y_pred)
+
+
+def categorical_crossentropy(
+    y_true: Any,
+    y_pred: Tensor,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Tensor:
+    """Per-sample :class:`CategoricalCrossentropy` (shape ``y_pred.shape[:-1]``)."""
+    loss = CategoricalCrossentropy(from_logits, label_smoothing, axis, reduction=None)
+    return loss(y_true, y_pred)
+
+
+def sparse_categorical_crossentropy(
+    y_true: Any,
+    y_pred: Tensor,
+    from_logits: bool = False,
+    ignore_class: int | None = None,
+    axis: int = -1,
+) -> Tensor:
+    """Per-sample :class:`SparseCategoricalCrossentropy` (shape ``y_pred.shape[:-1]``)."""
+    loss = SparseCategoricalCrossentropy(from_logits, ignore_class, reduction=None, axis=axis)
+    return loss(y_true, y_pred)
+
+
+def mean_squared_error(y_true: Any, y_pred: Tensor) -> Tensor:
+    """Per-sample :class:`MeanSquaredError`: ``mean((y_true - y_pred)², axis=-1)``."""
+    return MeanSquaredError(reduction=None)(y_true, y_pred)
+
+
+def mean_absolute_error(y_true: Any, y_pred: Tensor) -> Tensor:
+    """Per-sample :class:`MeanAbsoluteError`: ``mean(|y_true - y_pred|, axis=-1)``."""
+    return MeanAbsoluteError(reduction=None)(y_true, y_pred)
+
+
+def huber(y_true: Any, y_pred: Tensor, delta: float = 1.0) -> Tensor:
+    """Per-sample :class:`Huber` loss."""
+    return Huber(delta, reduction=None)(y_true, y_pred)
+
+
+_FUNCTION_CLASSES: dict[Any, type[Loss]] = {
+    binary_crossentropy: BinaryCrossentropy,
+    categorical_crossentropy: CategoricalCrossentropy,
+    sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+    mean_squared_error: MeanSquaredError,
+    mean_absolute_error: MeanAbsoluteError,
+    huber: Huber,
+}
+
+
 def get(identifier: Any) -> Loss:
     """A loss from a Keras name (``"binary_crossentropy"``, ``"mse"`` …), a class name, a
     serialised dict, or an instance.
@@ -351,6 +416,8 @@ def get(identifier: Any) -> Loss:
         return cls()
     if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
         return _CLASSES[identifier["class_name"]].from_config(identifier.get("config", {}))
+    if callable(identifier) and identifier in _FUNCTION_CLASSES:
+        return _FUNCTION_CLASSES[identifier]()
     if callable(identifier):
         return _FunctionLoss(identifier)
     raise TypeError(f"loss: expected a loss name or Loss instance, got {identifier!r}")
