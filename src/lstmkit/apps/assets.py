@@ -24,8 +24,13 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from lstmkit.data import TextVectorization
 from lstmkit.models import ModelFileError
 from lstmkit.models.archive import json_type
+
+# The settings a vectoriser's get_config() writes: all must be in a file (a missing one would
+# silently take a default that tokenises differently from the one the model learnt on).
+VECTORIZER_KEYS = tuple(TextVectorization().get_config())
 
 
 class AssetReader:
@@ -58,6 +63,15 @@ class AssetReader:
             raise self.error(label, names, value)
         return value
 
+    def equal(self, key: str, expected: Any, what: str) -> None:
+        """``assets[key]`` must be exactly ``expected`` (same JSON type: ``true`` is not 1)."""
+        value = self.assets.get(key)
+        if type(value) is not type(expected) or value != expected:
+            shown = "missing" if key not in self.assets else repr(value)
+            raise ModelFileError(
+                f"{self.where}: {key!r} is {shown}; this lstmkit reads {what} {expected!r}"
+            )
+
     def mapping(self, key: str, within: dict[str, Any] | None = None, label: str | None = None,
                 required: bool = True) -> dict[str, Any]:  # fmt: skip
         value = self.get(key, dict, within, label, required)
@@ -69,6 +83,16 @@ class AssetReader:
         value = self.get(key, list, within, label)
         if len(value) < min_len or not all(isinstance(s, str) for s in value):
             raise self.error(label or key, f"a list of at least {min_len} strings", value)
+        return value
+
+    def vectorizer(self, within: dict[str, Any], label: str) -> dict[str, Any]:
+        """A text vectoriser's settings (``within["vectorizer"]``): every setting present, the
+        vocabulary a non-empty list of strings; values are checked when it is rebuilt."""
+        value = self.mapping("vectorizer", within, label)
+        for key in VECTORIZER_KEYS:
+            if key not in value:
+                raise ModelFileError(f"{self.where}: {label}.{key} is missing")
+        self.strings("vocabulary", value, f"{label}.vocabulary")
         return value
 
     def positive_int(self, within: dict[str, Any], key: str, label: str | None = None,
@@ -88,17 +112,19 @@ class AssetReader:
         return float(value)
 
     @contextlib.contextmanager
-    def rebuilding(self, what: str) -> Iterator[None]:
-        """Turn any error while rebuilding ``what`` from the assets into a ModelFileError."""
+    def rebuilding(self, what: str, source: str | None = None) -> Iterator[None]:
+        """Turn any error while rebuilding ``what`` from the assets (the entry ``source``,
+        default ``what``) into a ModelFileError naming both."""
         try:
             yield
         except ModelFileError:
             raise
         except Exception as e:  # assets are data from a stranger: their errors are the file's
             raise ModelFileError(
-                f"{self.where}: cannot rebuild the {what} from them: {type(e).__name__}: {e}"
+                f"{self.where}: cannot rebuild the {what} from {source or what}: "
+                f"{type(e).__name__}: {e}"
             ) from None
 
 
 _NAMES = {dict: "a JSON object", list: "a list", str: "a string", int: "an integer",
-          float: "a number", bool: "a boolean"}  # fmt: skip
+          float: "a number", bool: "a boolean", type(None): "null"}  # fmt: skip

@@ -163,22 +163,18 @@ class SentimentClassifier:
                 f"{path} is an lstmkit model file but not a sentiment model "
                 f"(its assets have app={assets.get('app')!r})"
             )
-        if assets.get("version") != ASSETS_VERSION:
-            raise ModelFileError(
-                f"{path}: sentiment model format version {assets.get('version')!r}; "
-                f"this lstmkit reads version {ASSETS_VERSION}"
-            )
+        reader.equal("version", ASSETS_VERSION, "sentiment model format version")
         tok = reader.mapping("tokenizer")
-        vectorizer = reader.mapping("vectorizer", tok, "tokenizer.vectorizer")
-        reader.strings("vocabulary", vectorizer, "tokenizer.vectorizer.vocabulary")
+        reader.vectorizer(tok, "tokenizer.vectorizer")
+        results = reader.get("results", (dict, type(None)), required=False)
         with reader.rebuilding("config"):
             config = SentimentConfig.from_dict(reader.mapping("config"))
-        with reader.rebuilding("tokenizer"):
+        with reader.rebuilding("tokenizer", "tokenizer.vectorizer"):
             tokenizer = Tokenizer.from_config(tok)
         inputs = model.layers[0].input_dim if hasattr(model.layers[0], "input_dim") else None
         if inputs is not None and tokenizer.vocabulary_size() > inputs:
             raise ModelFileError(
-                f"{path}: sentiment assets: the tokenizer has {tokenizer.vocabulary_size()} "
-                f"tokens but the model's embedding only {inputs}"
+                f"{reader.where}: the tokenizer has {tokenizer.vocabulary_size()} tokens but "
+                f"the model's embedding only {inputs}"
             )
-        return cls(model, tokenizer, config, assets.get("results"))
+        return cls(model, tokenizer, config, results)

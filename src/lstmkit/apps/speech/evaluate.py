@@ -99,11 +99,8 @@ class Recognizer:
                 f"{path} is an lstmkit model file but not a speech model "
                 f"(written by `lstmkit speech train`)"
             )
-        if assets.get("format") != ASSET_FORMAT:
-            raise ModelFileError(
-                f"{path}: speech assets format {assets.get('format')!r}, expected 1"
-            )
         reader = AssetReader(path, "speech", assets)
+        reader.equal("format", ASSET_FORMAT, "speech assets format")
         vocabulary = tuple(reader.strings("vocabulary"))
         features = reader.mapping("features")
         unknown = sorted(set(features) - {f.name for f in dataclasses.fields(FeatureSpec)})

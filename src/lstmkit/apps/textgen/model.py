@@ -171,17 +171,18 @@ class LanguageModel:
         reader = AssetReader(path, "textgen", assets)
         voc = reader.mapping("vocabulary")
         reader.get("level", str, voc, "vocabulary.level")
-        vectorizer = reader.mapping("vectorizer", voc, "vocabulary.vectorizer")
-        reader.strings("vocabulary", vectorizer, "vocabulary.vectorizer.vocabulary")
+        reader.vectorizer(voc, "vocabulary.vectorizer")
         with reader.rebuilding("config"):
             config = TextgenConfig.from_dict(reader.mapping("config"), base=TextgenConfig())
         with reader.rebuilding("vocabulary"):
             vocab = Vocabulary.from_config(voc)
         with reader.rebuilding("model (the vocabulary must fit its embedding and output)"):
-            size, embedding = len(vocab), model.get_layer("embedding")
-            if size > embedding.input_dim:
+            size = len(vocab)
+            embedding, logits = model.get_layer("embedding"), model.get_layer("logits")
+            if not size == embedding.input_dim == logits.units:
                 raise ValueError(
-                    f"the vocabulary has {size} tokens, the embedding {embedding.input_dim}"
+                    f"the vocabulary has {size} tokens, the embedding {embedding.input_dim} "
+                    f"and the output {logits.units} (all three must be equal)"
                 )
             if config.tie_weights:
                 tie_weights(model)

@@ -42,6 +42,7 @@ from lstmkit.apps.translate.model import GNMT, DecoderState, Encoded
 from lstmkit.models import ModelFileError
 
 COVERAGE_FLOOR = 1e-9
+ASSET_FORMAT = "lstmkit-translate-1"  # model.assets["format"] of the files train writes
 
 
 def length_penalty(length: Any, alpha: float) -> Any:
@@ -340,11 +341,7 @@ def _load_translation_model(path: Any) -> GNMT:
     from lstmkit.models import load_model
 
     model = load_model(path, compile=False)
-    if (
-        not isinstance(model, GNMT)
-        or not isinstance(model.assets, dict)
-        or ("src_spm" not in model.assets)
-    ):
+    if not isinstance(model, GNMT):
         raise ModelFileError(f"{path}: not a translation model (no GNMT with vocabularies)")
     return model
 
@@ -354,17 +351,28 @@ def _vocabs(path: Any, model: GNMT) -> tuple[TranslateConfig, Vocab, Vocab]:
     checked: base64 text that SentencePiece's own loader accepts, as large as the model's
     embeddings expect."""
     reader = AssetReader(path, "translate", model.assets)
+    reader.equal("format", ASSET_FORMAT, "translation model format")
     with reader.rebuilding("config"):
         cfg = TranslateConfig.from_dict(reader.mapping("config", required=False))
     vocabs = []
-    for side, language in (("src_spm", "German"), ("tgt_spm", "English")):
+    sides = (
+        ("src_spm", "German", model.src_embedding),
+        ("tgt_spm", "English", model.tgt_embedding),
+    )
+    for side, language, embedding in sides:
         text = reader.get(side, str)
-        with reader.rebuilding(f"{language} SentencePiece model ({side})"):
+        with reader.rebuilding(f"{language} SentencePiece model", side):
             try:
                 proto = base64.b64decode(text.encode("ascii"), validate=True)
             except (ValueError, UnicodeEncodeError) as e:
                 raise ValueError(f"not base64 text: {e}") from None
-            vocabs.append(Vocab(proto))
+            vocab = Vocab(proto)
+        if len(vocab) != embedding.input_dim:
+            raise ModelFileError(
+                f"{reader.where}: {side} has {len(vocab)} pieces but the model's {language} "
+                f"embedding {embedding.input_dim} (they must be equal)"
+            )
+        vocabs.append(vocab)
     return cfg, vocabs[0], vocabs[1]
 
 

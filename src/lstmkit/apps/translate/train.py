@@ -36,7 +36,7 @@ from lstmkit.apps.translate.data import (
     make_loader,
     train_vocabs,
 )
-from lstmkit.apps.translate.decode import Translator
+from lstmkit.apps.translate.decode import ASSET_FORMAT, Translator
 from lstmkit.apps.translate.model import GNMT
 from lstmkit.folders import refuse_foreign, remove_own
 from lstmkit.training.callbacks import (
@@ -49,8 +49,6 @@ from lstmkit.training.callbacks import (
 from lstmkit.training.losses import SparseCategoricalCrossentropy
 from lstmkit.training.optimizers import Adam
 from lstmkit.utils import atomic_write
-
-ASSET_FORMAT = "lstmkit-translate-1"
 
 
 def build_model(cfg: TranslateConfig, src: Vocab, tgt: Vocab) -> GNMT:
