@@ -54,6 +54,8 @@ from lstmkit.functional import LSTMState
 logger = logging.getLogger("lstmkit")
 
 SOURCE = Path(__file__).with_name("csrc") / "compiled.cpp"
+#: Every file the build reads (the source and the headers it includes): the cache key.
+SOURCES = sorted(p for p in SOURCE.parent.iterdir() if p.suffix in (".cpp", ".h"))
 EXTRA_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-DNDEBUG"]
 if platform.machine() in ("x86_64", "AMD64"):
     EXTRA_CFLAGS.append("-mprefer-vector-width=512")  # gcc defaults to 256 bits on AVX-512
@@ -75,10 +77,11 @@ def _cpu_signature() -> str:
 
 
 def build_directory() -> Path:
-    """The cache folder of this source, torch version, Python, compiler flags and CPU."""
+    """The cache folder of these sources (``compiled.cpp`` and the headers it includes), torch
+    version, Python, compiler flags and CPU: a changed header rebuilds as a changed source does."""
     key = hashlib.sha256()
     for part in (
-        SOURCE.read_bytes(),
+        *(p.name.encode() + b"\0" + p.read_bytes() for p in SOURCES),
         torch.__version__.encode(),
         sys.version.encode(),
         " ".join(EXTRA_CFLAGS + EXTRA_LDFLAGS).encode(),
