@@ -62,7 +62,7 @@ LAYERS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     # (models, training, layers, data); nothing but apps/cli may sit above it.
     ("keras", ("lstmkit.keras",), ("models", "data")),
     # "uses only the public API": every layer above, not cli/serve; one app never imports
-    # another (checked below), apps.common and apps.parallel are shared.
+    # another (checked below), apps.common, apps.parallel and apps.assets are shared.
     (
         "apps",
         ("lstmkit.apps",),
@@ -266,7 +266,7 @@ def violations(
             other_app = (
                 target.split(".")[2] if theirs == "apps" and target.count(".") >= 2 else None
             )
-            shared = {"common", "parallel"}
+            shared = {"common", "parallel", "assets"}
             if theirs not in ok:
                 found.add((_where(module, line).rsplit(":", 1)[0], line, target))
             elif mine == theirs == "apps" and other_app not in (None, app, *shared):

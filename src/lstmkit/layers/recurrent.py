@@ -235,10 +235,24 @@ class RNN(Layer):
     def _check_mask(self, mask: Any, inputs: Tensor) -> Tensor | None:
         if mask is None:
             return None
+        if (
+            isinstance(mask, (list, tuple))
+            and len(mask) == 1
+            and isinstance(mask[0], (Tensor, np.ndarray, type(None)))
+        ):
+            mask = mask[0]  # Keras passes one mask per input
+            if mask is None:
+                return None
         if isinstance(mask, (list, tuple)):
-            mask = mask[0]
+            try:  # nested Python lists of booleans
+                mask = np.asarray(mask, dtype=bool)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}': expected mask as a (B, T) boolean "
+                    f"tensor or array, got a ragged or non-boolean list"
+                ) from None
         if isinstance(mask, np.ndarray):
-            mask = torch.from_numpy(mask)
+            mask = torch.from_numpy(np.ascontiguousarray(mask))
         want = tuple(inputs.shape[:2])
         if not isinstance(mask, Tensor) or tuple(mask.shape) != want:
             got = tuple(mask.shape) if hasattr(mask, "shape") else type(mask).__name__

@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from lstmkit.apps.assets import AssetReader
 from lstmkit.apps.sentiment.config import SentimentConfig
 from lstmkit.apps.sentiment.data import LABELS, Tokenizer
 from lstmkit.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding
-from lstmkit.models import Sequential, load_model
+from lstmkit.models import ModelFileError, Sequential, load_model
 from lstmkit.optimizers import Adam
 
 ASSETS_APP = "lstmkit.sentiment"
@@ -155,17 +156,29 @@ class SentimentClassifier:
                 f"--output {path}"
             )
         model = load_model(path, compile=False)
-        assets = model.assets
+        reader = AssetReader(path, "sentiment", model.assets)
+        assets = reader.assets
         if assets.get("app") != ASSETS_APP:
-            raise ValueError(
+            raise ModelFileError(
                 f"{path} is an lstmkit model file but not a sentiment model "
                 f"(its assets have app={assets.get('app')!r})"
             )
         if assets.get("version") != ASSETS_VERSION:
-            raise ValueError(
+            raise ModelFileError(
                 f"{path}: sentiment model format version {assets.get('version')!r}; "
                 f"this lstmkit reads version {ASSETS_VERSION}"
             )
-        config = SentimentConfig.from_dict(assets["config"])
-        tokenizer = Tokenizer.from_config(assets["tokenizer"])
+        tok = reader.mapping("tokenizer")
+        vectorizer = reader.mapping("vectorizer", tok, "tokenizer.vectorizer")
+        reader.strings("vocabulary", vectorizer, "tokenizer.vectorizer.vocabulary")
+        with reader.rebuilding("config"):
+            config = SentimentConfig.from_dict(reader.mapping("config"))
+        with reader.rebuilding("tokenizer"):
+            tokenizer = Tokenizer.from_config(tok)
+        inputs = model.layers[0].input_dim if hasattr(model.layers[0], "input_dim") else None
+        if inputs is not None and tokenizer.vocabulary_size() > inputs:
+            raise ModelFileError(
+                f"{path}: sentiment assets: the tokenizer has {tokenizer.vocabulary_size()} "
+                f"tokens but the model's embedding only {inputs}"
+            )
         return cls(model, tokenizer, config, assets.get("results"))

@@ -19,6 +19,7 @@ Example (needs a trained model file)::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lstmkit.apps.assets import AssetReader
 from lstmkit.apps.speech.decoding import ctc_greedy_decode, ctc_prefix_beam_search, error_rates
 from lstmkit.apps.speech.features import (
     FeatureSet,
@@ -42,9 +44,12 @@ from lstmkit.apps.speech.model import SpeechRecognizer
 from lstmkit.data.audio import load_audio
 from lstmkit.datasets.digits import load_digits
 from lstmkit.layers.base import get_mask
-from lstmkit.models import load_model
+from lstmkit.models import ModelFileError, load_model
 
 SILENCE_DBFS = -60.0
+MAX_SECONDS = 120.0
+"""The longest audio transcribed by default (the CLI's ``--max-seconds``, the server's limit):
+the prefix beam search's time and memory grow with the length (an hour took 60 s and 1.3 GB)."""
 ASSET_KEY = "speech"
 ASSET_FORMAT = 1
 DECODERS = ("greedy", "beam")
@@ -93,19 +98,41 @@ class Recognizer:
         model = load_model(path, compile=False)
         assets = model.assets.get(ASSET_KEY) if isinstance(model.assets, dict) else None
         if not isinstance(model, SpeechRecognizer) or not isinstance(assets, dict):
-            raise ValueError(
+            raise ModelFileError(
                 f"{path} is an lstmkit model file but not a speech model "
                 f"(written by `lstmkit speech train`)"
             )
         if assets.get("format") != ASSET_FORMAT:
-            raise ValueError(f"{path}: speech assets format {assets.get('format')!r}, expected 1")
-        model.eval()
-        return cls(
-            model,
-            tuple(assets["vocabulary"]),
-            FeatureSpec(**assets["features"]),
-            dict(assets.get("config", {})),
+            raise ModelFileError(
+                f"{path}: speech assets format {assets.get('format')!r}, expected 1"
+            )
+        reader = AssetReader(path, "speech", assets)
+        vocabulary = tuple(reader.strings("vocabulary"))
+        features = reader.mapping("features")
+        unknown = sorted(set(features) - {f.name for f in dataclasses.fields(FeatureSpec)})
+        if unknown:
+            raise ModelFileError(f"{reader.where}: features has unknown keys {unknown}")
+        spec = FeatureSpec(
+            sample_rate=reader.positive_int(features, "sample_rate", "features"),
+            n_mels=reader.positive_int(features, "n_mels", "features"),
+            win_ms=reader.positive_number(features, "win_ms", "features"),
+            hop_ms=reader.positive_number(features, "hop_ms", "features"),
+            cepstra=reader.positive_int(features, "cepstra", "features", minimum=0),
         )
+        if getattr(model, "n_mels", spec.n_mels) != spec.n_mels:
+            raise ModelFileError(
+                f"{reader.where}: features.n_mels is {spec.n_mels} but the model takes "
+                f"{model.n_mels} mel bands"
+            )
+        config = reader.mapping("config", required=False)
+        classes = getattr(model, "n_classes", None)
+        if isinstance(classes, int) and classes != len(vocabulary) + 1:
+            raise ModelFileError(
+                f"{reader.where}: the vocabulary has {len(vocabulary)} symbols but the model "
+                f"outputs {classes} classes (expected the symbols plus the CTC blank)"
+            )
+        model.eval()
+        return cls(model, vocabulary, spec, dict(config))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model, vocabulary, feature settings and config to one file, atomically.
@@ -198,17 +225,22 @@ class Recognizer:
         return self.decode(self.log_probs([feats])[0], decoder, beam_size)
 
     def transcribe_file(
-        self, path: str | os.PathLike[str], decoder: str = "greedy", beam_size: int = 8
+        self,
+        path: str | os.PathLike[str],
+        decoder: str = "greedy",
+        beam_size: int = 8,
+        max_seconds: float | None = MAX_SECONDS,
     ) -> str:
         """Transcript of an audio file: WAV, FLAC (any format libsndfile reads), any sample
-        rate, mono or multichannel (channels are averaged).
+        rate, mono or multichannel (channels are averaged). Files longer than ``max_seconds``
+        (default: the server's limit, 120 s; ``None``: no limit) are refused before decoding.
 
         Raises:
             FileNotFoundError: no such file.
             ValueError: not audio, truncated or corrupt, no samples, or an unreadable sample
                 format.
         """
-        audio = load_audio(path, self.spec.sample_rate)
+        audio = load_audio(path, self.spec.sample_rate, max_seconds=max_seconds)
         return self.transcribe_audio(audio, self.spec.sample_rate, decoder, beam_size)
 
     # -- scoring -----------------------------------------------------------------------------

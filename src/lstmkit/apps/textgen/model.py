@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from lstmkit.apps.assets import AssetReader
 from lstmkit.apps.textgen.config import TextgenConfig
 from lstmkit.apps.textgen.data import TBPTTBatches, Vocabulary
 from lstmkit.initializers import RandomUniform
 from lstmkit.layers import LSTM, Dense, Dropout, Embedding
-from lstmkit.models import Sequential, load_model
+from lstmkit.models import ModelFileError, Sequential, load_model
 from lstmkit.training.losses import SparseCategoricalCrossentropy
 
 ASSET_KEY = "textgen"
@@ -164,11 +165,26 @@ class LanguageModel:
         model = load_model(path, compile=compile)
         assets = (getattr(model, "assets", None) or {}).get(ASSET_KEY)
         if not assets:
-            raise ValueError(f"{path} is an lstmkit model but not a textgen model (no vocabulary)")
-        config = TextgenConfig.from_dict(assets["config"], base=TextgenConfig())
-        vocab = Vocabulary.from_config(assets["vocabulary"])
-        if config.tie_weights:
-            tie_weights(model)
+            raise ModelFileError(
+                f"{path} is an lstmkit model but not a textgen model (no vocabulary)"
+            )
+        reader = AssetReader(path, "textgen", assets)
+        voc = reader.mapping("vocabulary")
+        reader.get("level", str, voc, "vocabulary.level")
+        vectorizer = reader.mapping("vectorizer", voc, "vocabulary.vectorizer")
+        reader.strings("vocabulary", vectorizer, "vocabulary.vectorizer.vocabulary")
+        with reader.rebuilding("config"):
+            config = TextgenConfig.from_dict(reader.mapping("config"), base=TextgenConfig())
+        with reader.rebuilding("vocabulary"):
+            vocab = Vocabulary.from_config(voc)
+        with reader.rebuilding("model (the vocabulary must fit its embedding and output)"):
+            size, embedding = len(vocab), model.get_layer("embedding")
+            if size > embedding.input_dim:
+                raise ValueError(
+                    f"the vocabulary has {size} tokens, the embedding {embedding.input_dim}"
+                )
+            if config.tie_weights:
+                tie_weights(model)
         reset_states(model)
         model.eval()
         return cls(model, vocab, config)

@@ -26,6 +26,7 @@ heatmaps is the mean of the models' attention.
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,9 +35,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from lstmkit.apps.assets import AssetReader
 from lstmkit.apps.translate.config import TranslateConfig
 from lstmkit.apps.translate.data import BOS, EOS, Vocab, encode_source, pad
 from lstmkit.apps.translate.model import GNMT, DecoderState, Encoded
+from lstmkit.models import ModelFileError
 
 COVERAGE_FLOOR = 1e-9
 
@@ -337,9 +340,32 @@ def _load_translation_model(path: Any) -> GNMT:
     from lstmkit.models import load_model
 
     model = load_model(path, compile=False)
-    if not isinstance(model, GNMT) or "src_spm" not in model.assets:
-        raise ValueError(f"{path}: not a translation model (no GNMT with vocabularies)")
+    if (
+        not isinstance(model, GNMT)
+        or not isinstance(model.assets, dict)
+        or ("src_spm" not in model.assets)
+    ):
+        raise ModelFileError(f"{path}: not a translation model (no GNMT with vocabularies)")
     return model
+
+
+def _vocabs(path: Any, model: GNMT) -> tuple[TranslateConfig, Vocab, Vocab]:
+    """The configuration and both SentencePiece vocabularies of a translation model file,
+    checked: base64 text that SentencePiece's own loader accepts, as large as the model's
+    embeddings expect."""
+    reader = AssetReader(path, "translate", model.assets)
+    with reader.rebuilding("config"):
+        cfg = TranslateConfig.from_dict(reader.mapping("config", required=False))
+    vocabs = []
+    for side, language in (("src_spm", "German"), ("tgt_spm", "English")):
+        text = reader.get(side, str)
+        with reader.rebuilding(f"{language} SentencePiece model ({side})"):
+            try:
+                proto = base64.b64decode(text.encode("ascii"), validate=True)
+            except (ValueError, UnicodeEncodeError) as e:
+                raise ValueError(f"not base64 text: {e}") from None
+            vocabs.append(Vocab(proto))
+    return cfg, vocabs[0], vocabs[1]
 
 
 # -- translating text -----------------------------------------------------------------------------
@@ -377,16 +403,13 @@ class Translator:
         one :class:`Ensemble`; all must hold the same two vocabularies, and the first file's
         configuration (decoding settings, input limits) is used."""
         first = _load_translation_model(path)
-        cfg = TranslateConfig.from_dict(first.assets.get("config", {}))
-        src, tgt = (
-            Vocab.from_text(first.assets["src_spm"]),
-            Vocab.from_text(first.assets["tgt_spm"]),
-        )
+        cfg, src, tgt = _vocabs(path, first)
         if not more:
             return cls(first, src, tgt, cfg)
         models = [first]
         for other in more:
             model = _load_translation_model(other)
+            _vocabs(other, model)
             for side, language in (("src_spm", "German"), ("tgt_spm", "English")):
                 if model.assets[side] != first.assets[side]:
                     raise ValueError(
@@ -406,8 +429,18 @@ class Translator:
         """Translate ``lines`` (German); ``beam_size=1`` is greedy search. Empty lines give
         empty translations; over-long lines are cut with a warning."""
         k = self.cfg.beam_size if beam_size is None else beam_size
-        if k < 1:
-            raise ValueError(f"beam_size must be >= 1, got {k}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"beam_size must be an integer >= 1, got {k!r}")
+        for n, line in enumerate(lines):
+            if not isinstance(line, str):
+                raise TypeError(f"lines[{n}] must be a str, got {type(line).__name__}")
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError as e:  # lone surrogates: undecodable bytes of argv/stdin
+                raise ValueError(
+                    f"lines[{n}] is not valid UTF-8 text: character {e.start} is "
+                    f"{line[e.start]!r} (an undecodable byte)"
+                ) from None
         encoded = [encode_source(line, self.src, self.cfg) for line in lines]
         results: list[Translation | None] = [None] * len(lines)
         order = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
