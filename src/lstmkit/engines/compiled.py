@@ -16,6 +16,11 @@ Per sequence:
 * the backward loop does only the recurrence; the weight gradients are one GEMM over all steps,
   the bias / gain / peephole gradients sums accumulated inside the loop.
 
+The ops (``torch.ops.lstmkit_compiled.lstm_forward`` … ``rnn_backward``) check every tensor
+argument before touching a buffer (``csrc/checks.h``): CPU, the same float dtype (bool for the
+mask), rank, and sizes consistent with each other; a bad call raises a RuntimeError naming the
+op, the argument, what was expected and what came, and where each expected size was read.
+
 Auto-selection (:meth:`CompiledEngine.declines`): on CPU this engine runs everything it supports,
 except a plain LSTM in inference, which torch's oneDNN kernel runs faster. Never on CUDA.
 

@@ -743,36 +743,34 @@ using checks::Dim;
 using checks::present;
 using checks::Signature;
 
-// G·H, the width of the gate pre-activations, from H and the number of gate blocks.
+// G·H, the width of the gate pre-activations, from H and the number of gate blocks (3 or 4).
 Dim gate_dim(const Signature& s, int64_t G, const Dim& H, const char* what) {
-  const Dim d{std::to_string(G) + "·H", G * H.value,
-              std::to_string(G) + "·H = " + std::to_string(G * H.value) + ": " + H.from +
-                  ", G = " + std::to_string(G) + " " + what};
-  TORCH_CHECK(d.value <= INT_MAX, s.op(), ": ", d.sym, " = ", d.value,
-              " exceeds the kernel's limit ", INT_MAX, " [", H.from, "]");
+  const Dim d{G == 3 ? "3·H" : "4·H", G * H.value, H.arg, H.d, G, 0, what};
+  TORCH_CHECK(d.value <= INT_MAX, s.op(), ": ", checks::describe(d),
+              " exceeds the kernel's limit ", INT_MAX);
   return d;
 }
 
-Dim plus_one(const Dim& T) { return {"T+1", T.value + 1, T.from}; }
+Dim plus_one(const Dim& T) { return {"T+1", T.value + 1, T.arg, T.d, 1, 1}; }
 
 // rec_mask (G, B, P): one mask per gate block, or (1, B, P): one shared by all blocks.
-void check_rec_mask(Signature& s, const OptTensor& m, int64_t G, const Dim& B, const Dim& P) {
+void check_rec_mask(const Signature& s, const OptTensor& m, int64_t G, const Dim& B,
+                    const Dim& P) {
   if (!present(m)) return;
   s.rank(*m, "rec_mask", {"G", B.sym, P.sym});
   const bool shared = G == 1 || m->size(0) == 1;
-  const Dim blocks =
-      shared ? constant(1) : Dim{"G", G, "G = " + std::to_string(G) + " gate blocks"};
+  const Dim blocks = shared ? constant(1) : Dim{"G", G, nullptr, 0, 1, 0, "gate blocks"};
   s.shape(*m, "rec_mask", {blocks, B, P}, std::nullopt,
           G > 1 ? " (or (1, B, P): one mask shared by the gate blocks)" : "");
 }
 
 // The arguments both LSTM ops take, against the sizes read from the op's other arguments.
-void check_lstm_params(Signature& s, const Dim& T, const Dim& B, const Dim& H, const Dim& P,
-                       const Dim& GH, int64_t G, const Tensor& w_hh, const OptTensor& b_ih,
-                       const OptTensor& b_hh, const OptTensor& peep, const OptTensor& ln_hh_w,
-                       const OptTensor& ln_hh_b, const OptTensor& ln_c_w,
-                       const OptTensor& ln_c_b, const OptTensor& w_hr, const OptTensor& rmask,
-                       const OptTensor& mask) {
+void check_lstm_params(const Signature& s, const Dim& T, const Dim& B, const Dim& H,
+                       const Dim& P, const Dim& GH, int64_t G, const Tensor& w_hh,
+                       const OptTensor& b_ih, const OptTensor& b_hh, const OptTensor& peep,
+                       const OptTensor& ln_hh_w, const OptTensor& ln_hh_b,
+                       const OptTensor& ln_c_w, const OptTensor& ln_c_b, const OptTensor& w_hr,
+                       const OptTensor& rmask, const OptTensor& mask) {
   s.shape(w_hh, "w_hh", {GH, P});
   s.optional(b_ih, "b_ih", {GH});
   s.optional(b_hh, "b_hh", {GH});
@@ -787,7 +785,8 @@ void check_lstm_params(Signature& s, const Dim& T, const Dim& B, const Dim& H, c
     s.shape(*w_hr, "w_hr", {P, H});
   } else {
     TORCH_CHECK(P.value == H.value, s.prefix("w_hr"),
-                " is absent (no projection), so P must equal H, got ", P.from, " and ", H.from);
+                " is absent (no projection), so P must equal H, got ", checks::describe(P),
+                " and ", checks::describe(H));
   }
   check_rec_mask(s, rmask, G, B, P);
   s.optional(mask, "mask", {B, T}, at::kBool);
@@ -852,9 +851,9 @@ void check_lstm_backward(const Tensor& w_hh, const OptTensor& b_ih, const OptTen
   s.optional(d_out, "d_out", {T, B, P});
 }
 
-void check_gru_params(Signature& s, const Dim& T, const Dim& B, const Dim& H, const Dim& H3,
-                      const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
-                      const OptTensor& rmask, const OptTensor& mask) {
+void check_gru_params(const Signature& s, const Dim& T, const Dim& B, const Dim& H,
+                      const Dim& H3, const Tensor& w_hh, const OptTensor& b_ih,
+                      const OptTensor& b_hh, const OptTensor& rmask, const OptTensor& mask) {
   s.shape(w_hh, "w_hh", {H3, H});
   s.optional(b_ih, "b_ih", {H3});
   s.optional(b_hh, "b_hh", {H3});
@@ -898,9 +897,9 @@ void check_gru_backward(const Tensor& w_hh, const OptTensor& b_ih, const OptTens
   s.optional(d_out, "d_out", {T, B, H});
 }
 
-void check_rnn_params(Signature& s, const Dim& T, const Dim& B, const Dim& H, const Tensor& w_hh,
-                      const OptTensor& b_ih, const OptTensor& b_hh, const OptTensor& rmask,
-                      const OptTensor& mask) {
+void check_rnn_params(const Signature& s, const Dim& T, const Dim& B, const Dim& H,
+                      const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
+                      const OptTensor& rmask, const OptTensor& mask) {
   s.shape(w_hh, "w_hh", {H, H});
   s.optional(b_ih, "b_ih", {H});
   s.optional(b_hh, "b_hh", {H});
