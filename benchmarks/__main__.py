@@ -99,7 +99,12 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(module.main(argv[1:]))
     args = _parser().parse_args(argv)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from lstmkit.utils import check_threads
+
+        try:
+            torch.set_num_threads(check_threads(args.threads, "--threads"))
+        except ValueError as e:
+            _parser().error(str(e))
     names = list(WORKLOADS) if "all" in args.workloads else args.workloads
     info = machine()
     print(" · ".join(f"{k}: {v}" for k, v in info.items() if k != "command"), flush=True)

@@ -89,6 +89,91 @@ def test_invalid_bodies_name_the_field(client, path, body, status, message):
     still_serving(client)
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/v1/sentiment", {"text": 5}, "text: Input should be a valid string, got an integer 5"),
+        ("/v1/sentiment", {"texts": "a film"}, "texts: Input should be a valid list, got a string"),
+        ("/v1/sentiment", {"texts": ["a", 3]}, "texts.1: Input should be a valid string, got an"),
+        ("/v1/sentiment", {"text": "a", "model": 7}, "model: Input should be a valid string, got"),
+        ("/v1/gates", {"text": "good", "gates": "f"}, "gates: Input should be a valid list, got a"),
+        ("/v1/gates", {"text": True}, "text: Input should be a valid string, got a boolean true"),
+        (
+            "/v1/generate",
+            {"length": "5"},
+            'length: Input should be a valid integer, got a string "5"',
+        ),
+        (
+            "/v1/generate",
+            {"length": 5.0},
+            "length: Input should be a valid integer, got a number 5.0",
+        ),
+        (
+            "/v1/generate",
+            {"length": True},
+            "length: Input should be a valid integer, got a boolean",
+        ),
+        (
+            "/v1/generate",
+            {"stream": "yes"},
+            'stream: Input should be a valid boolean, got a string "yes"',
+        ),
+        (
+            "/v1/generate",
+            {"stream": 1},
+            "stream: Input should be a valid boolean, got an integer 1",
+        ),
+        (
+            "/v1/generate",
+            {"temperature": "0.5"},
+            "temperature: Input should be a valid number, got a",
+        ),
+        ("/v1/generate", {"top_k": True}, "top_k: Input should be a valid integer, got a boolean"),
+        (
+            "/v1/generate",
+            {"top_p": "0.9"},
+            'top_p: Input should be a valid number, got a string "0.9"',
+        ),
+        ("/v1/generate", {"seed": "1"}, 'seed: Input should be a valid integer, got a string "1"'),
+        ("/v1/generate", {"prompt": 5}, "prompt: Input should be a valid string, got an integer 5"),
+        (
+            "/v1/translate",
+            {"text": "Hallo", "beam_size": "2"},
+            "beam_size: Input should be a valid",
+        ),
+        ("/v1/translate", {"text": "Hallo", "beam_size": True}, "beam_size: Input should be a val"),
+        (
+            "/v1/translate",
+            {"texts": [1]},
+            "texts.0: Input should be a valid string, got an integer",
+        ),
+    ],
+)
+def test_wrong_json_types_are_not_coerced(client, path, body, message):
+    """Each field takes its own JSON type only: a 422 naming the field, what it takes and what
+    came (the service used to read "5" as 5 and "yes" as true)."""
+    r = client.post(path, json=body)
+    assert r.status_code == 422, r.text
+    assert message in r.json()["detail"], r.json()
+    still_serving(client)
+
+
+def test_an_integer_is_a_number(client):
+    # JSON has one number type: 1 is a valid temperature (503: no language model is loaded here).
+    r = client.post("/v1/generate", json={"prompt": "a", "temperature": 1, "top_p": 1})
+    assert r.status_code == 503, r.text
+
+
+def test_an_upload_field_must_be_a_file(client):
+    r = client.post("/v1/transcribe", data={"file": "not a file"}, files={"x": ("x", b"1")})
+    assert r.status_code == 422, r.text
+    assert (
+        "file: expected a file (a multipart part with a filename), got a text field"
+        in (r.json()["detail"])
+    )
+    still_serving(client)
+
+
 def test_oversized_bodies_are_refused_before_they_are_read(client):
     big = {"text": "x" * (LIMIT + 10)}
     r = client.post("/v1/sentiment", json=big)

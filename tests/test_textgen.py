@@ -173,6 +173,69 @@ def test_sampling_draws_from_the_softmax() -> None:
     assert np.allclose(counts / 4000, probs.numpy(), atol=0.03)
 
 
+# Padding (0) and [UNK] (1) have the largest logits, so a draw of either would show.
+FIXED_LOGITS = torch.tensor([6.0, 5.5, 1.0, 2.5, 0.5, 2.0, -1.0, 1.5])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("top_p", [1e-300, 1e-45, 1e-8, 0.01])
+def test_a_tiny_top_p_keeps_the_most_likely_token(dtype: torch.dtype, top_p: float) -> None:
+    logits = FIXED_LOGITS.to(dtype)
+    kept = torch.isfinite(filter_logits(logits, top_p=top_p)).nonzero().view(-1).tolist()
+    assert kept == [0]  # the argmax of the unfiltered logits
+    allowed_argmax = 2 + int(logits[2:].argmax())  # 3: the most likely token not banned
+    for seed in range(20):
+        sampler = Sampler(SamplingConfig(top_p=top_p, seed=seed, temperature=1.5), 8, (0, 1))
+        assert {sampler(logits) for _ in range(20)} == {allowed_argmax}
+
+
+def test_a_tiny_top_p_generates_the_greedy_text(lm: LanguageModel) -> None:
+    gen = TextGenerator(lm)
+    tiny = gen.generate("ROMEO:", 40, SamplingConfig(top_p=1e-300, seed=3))
+    assert tiny == gen.generate("ROMEO:", 40, SamplingConfig(temperature=0.0))
+    assert len(tiny) > 0
+
+
+def _frequencies(sampler: Sampler, logits: torch.Tensor, n: int) -> np.ndarray:
+    return np.bincount([sampler(logits) for _ in range(n)], minlength=logits.numel()) / n
+
+
+def test_top_p_one_is_the_whole_distribution() -> None:
+    logits, temperature, banned = FIXED_LOGITS, 0.7, (0, 1)
+    expected = torch.softmax(FIXED_LOGITS[2:].double() / temperature, 0).numpy()
+    expected = np.concatenate([[0.0, 0.0], expected])  # (V,): the banned ids never come
+    z = filter_logits(logits, temperature, top_p=1.0)
+    assert torch.allclose(torch.softmax(z.double(), 0), torch.softmax(logits.double() / 0.7, 0))
+    n = 20_000  # a frequency's standard deviation is at most 0.0035
+    plain = Sampler(SamplingConfig(top_p=1.0, seed=0, temperature=temperature), 8, banned)
+    # top_k = V filters nothing but takes the filtering path: the same distribution.
+    filtered = Sampler(SamplingConfig(top_k=8, seed=1, temperature=temperature), 8, banned)
+    for sampler in (plain, filtered):
+        assert np.abs(_frequencies(sampler, logits, n) - expected).max() < 0.015
+    # A nucleus of 0.8 keeps the most likely tokens summing to >= 0.8, renormalised (no bans).
+    probs = torch.softmax(logits.double() / temperature, 0).numpy()
+    top = np.argsort(-probs)
+    size = int(np.searchsorted(np.cumsum(probs[top]), 0.8) + 1)
+    nucleus = np.zeros_like(probs)
+    nucleus[top[:size]] = probs[top[:size]] / probs[top[:size]].sum()
+    sampler = Sampler(SamplingConfig(top_p=0.8, seed=2, temperature=temperature), 8, ())
+    assert np.abs(_frequencies(sampler, logits, n) - nucleus).max() < 0.015
+
+
+def test_nan_logits_or_nothing_allowed_is_an_error() -> None:
+    nan = torch.full((8,), float("nan"))
+    for config in (
+        SamplingConfig(temperature=0.0),
+        SamplingConfig(seed=0),
+        SamplingConfig(top_p=0.5),
+    ):
+        with pytest.raises(FloatingPointError, match="logits hold NaN"):
+            Sampler(config, 8, (0, 1))(nan)
+    only_banned = torch.tensor([0.0, 0.0] + [-math.inf] * 6)
+    with pytest.raises(FloatingPointError, match="-inf for every token allowed"):
+        Sampler(SamplingConfig(top_p=0.5, seed=0), 8, (0, 1))(only_banned)
+
+
 def test_banned_tokens_are_never_drawn(lm: LanguageModel) -> None:
     text_ids = TextGenerator(lm).generate_ids([2, 3], 300, SamplingConfig(seed=0, temperature=3.0))
     assert 0 not in text_ids and 1 not in text_ids

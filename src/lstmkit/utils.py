@@ -43,6 +43,41 @@ def set_random_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def max_threads() -> int:
+    """The largest thread count lstmkit accepts: the CPUs of this machine (``os.cpu_count()``,
+    or the CPUs this process may run on if that is more). Larger counts only oversubscribe the
+    cores, and very large ones crash or hang OpenMP (32768 segfaults libgomp)."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        allowed = 0
+    return max(os.cpu_count() or 1, allowed, 1)
+
+
+def check_threads(threads: object, name: str = "threads") -> int:
+    """``threads`` as a thread count: an integer in ``[0, max_threads()]`` (0: torch's default).
+
+    Raises:
+        TypeError: not an integer (``True`` is not one).
+        ValueError: negative, or more than this machine's CPUs.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise TypeError(f"{name} must be an integer, got {threads!r} ({type(threads).__name__})")
+    top = max_threads()
+    if not 0 <= threads <= top:
+        raise ValueError(
+            f"{name} must be between 0 (torch's default) and {top} (the CPUs of this machine), "
+            f"got {threads}"
+        )
+    return threads
+
+
+def set_threads(threads: object, name: str = "threads") -> None:
+    """``torch.set_num_threads(threads)`` after :func:`check_threads`; 0 keeps torch's setting."""
+    if check_threads(threads, name):
+        torch.set_num_threads(int(threads))  # type: ignore[arg-type]
+
+
 _NAME_COUNTS: defaultdict[str, int] = defaultdict(int)
 
 

@@ -39,7 +39,9 @@ _SHORT_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MU
 _UNSIZED_PLACEHOLDER = 0x7FFF0000
 
 
-def load_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> np.ndarray:
+def load_audio(
+    path: str | os.PathLike[str], sample_rate: int = 16000, max_seconds: float | None = None
+) -> np.ndarray:
     """Read an audio file as mono ``float32`` samples at ``sample_rate`` Hz.
 
     Any format libsndfile reads (WAV, FLAC, OGG, AIFF …), any sample rate, any number of
@@ -49,18 +51,28 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> np.nda
     Args:
         path: the audio file.
         sample_rate: the rate of the returned samples, in Hz.
+        max_seconds: refuse a longer file (its header's length, before decoding it);
+            ``None``: no limit.
 
     Returns:
         ``(N,)`` float32 samples, nominally in [-1, 1] (integer PCM maps ``2**15`` to 1.0).
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not audio, is truncated or corrupt, or holds no samples.
+        ValueError: the file is not audio, is truncated or corrupt, holds no samples, or
+            lasts longer than ``max_seconds``.
         TypeError: ``path`` is not a path or ``sample_rate`` not an integer.
     """
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"load_audio: expected path to be a str or os.PathLike, got {path!r}")
     _check_positive_int("load_audio", "sample_rate", sample_rate)
+    if max_seconds is not None and (
+        isinstance(max_seconds, bool)
+        or not isinstance(max_seconds, int | float)
+        or not max_seconds > 0
+        or max_seconds != max_seconds
+    ):
+        raise ValueError(f"load_audio: max_seconds must be a positive number, got {max_seconds!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"load_audio: no such file: {path}")
@@ -68,6 +80,11 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> np.nda
         with soundfile.SoundFile(path) as f:
             _check_not_truncated(path, f.extra_info)
             file_rate = f.samplerate
+            if max_seconds is not None and f.frames / file_rate > max_seconds:
+                raise ValueError(
+                    f"load_audio: {path} lasts {f.frames / file_rate:.1f} s; at most "
+                    f"{max_seconds:g} s are read (max_seconds)"
+                )
             samples = f.read(dtype="float32", always_2d=True)  # (N, channels)
     except soundfile.LibsndfileError as e:
         raise ValueError(

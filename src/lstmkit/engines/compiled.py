@@ -16,6 +16,11 @@ Per sequence:
 * the backward loop does only the recurrence; the weight gradients are one GEMM over all steps,
   the bias / gain / peephole gradients sums accumulated inside the loop.
 
+The ops (``torch.ops.lstmkit_compiled.lstm_forward`` … ``rnn_backward``) check every tensor
+argument before touching a buffer (``csrc/checks.h``): CPU, the same float dtype (bool for the
+mask), rank, and sizes consistent with each other; a bad call raises a RuntimeError naming the
+op, the argument, what was expected and what came, and where each expected size was read.
+
 Auto-selection (:meth:`CompiledEngine.declines`): on CPU this engine runs everything it supports,
 except a plain LSTM in inference, which torch's oneDNN kernel runs faster. Never on CUDA.
 
@@ -54,6 +59,8 @@ from lstmkit.functional import LSTMState
 logger = logging.getLogger("lstmkit")
 
 SOURCE = Path(__file__).with_name("csrc") / "compiled.cpp"
+#: Every file the build reads (the source and the headers it includes): the cache key.
+SOURCES = sorted(p for p in SOURCE.parent.iterdir() if p.suffix in (".cpp", ".h"))
 EXTRA_CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-DNDEBUG"]
 if platform.machine() in ("x86_64", "AMD64"):
     EXTRA_CFLAGS.append("-mprefer-vector-width=512")  # gcc defaults to 256 bits on AVX-512
@@ -75,10 +82,11 @@ def _cpu_signature() -> str:
 
 
 def build_directory() -> Path:
-    """The cache folder of this source, torch version, Python, compiler flags and CPU."""
+    """The cache folder of these sources (``compiled.cpp`` and the headers it includes), torch
+    version, Python, compiler flags and CPU: a changed header rebuilds as a changed source does."""
     key = hashlib.sha256()
     for part in (
-        SOURCE.read_bytes(),
+        *(p.name.encode() + b"\0" + p.read_bytes() for p in SOURCES),
         torch.__version__.encode(),
         sys.version.encode(),
         " ".join(EXTRA_CFLAGS + EXTRA_LDFLAGS).encode(),

@@ -39,12 +39,15 @@ QUICK = {
 
 
 def _threads(threads: int) -> None:
-    import torch
 
-    if threads < 0:
-        raise typer.BadParameter("must be >= 0 (0 = torch's default)", param_hint="--threads")
-    if threads:
-        torch.set_num_threads(threads)
+    from lstmkit.utils import set_threads
+
+    try:
+        set_threads(threads, "--threads")
+    except (TypeError, ValueError) as e:
+        raise typer.BadParameter(
+            str(e).removeprefix("--threads "), param_hint="--threads"
+        ) from None
 
 
 def _split(value: str, what: str, cast: Any = str) -> list[Any]:

@@ -80,7 +80,7 @@ GATE_LABELS: dict[str, str] = {
     "n": "candidate n",
 }
 
-_KIND_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}
+_KIND_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN", "custom": "user cell"}
 
 
 class RecordLookupError(KeyError, ValueError):
@@ -175,9 +175,12 @@ class Trace:
         chunk_masks: the matching ``(B_k, T_k)`` bool masks.
     """
 
-    def __init__(self, name: str, layer: str, direction: str, kind: str) -> None:
+    def __init__(
+        self, name: str, layer: str, direction: str, kind: str, gates: tuple[str, ...] = ()
+    ) -> None:
         self.name, self.layer, self.direction, self.kind = name, layer, direction, kind
-        self.gates: tuple[str, ...] = GATES[kind]
+        # A user's cell (kind "custom", see lstmkit.layers.RNN) records its states and h.
+        self.gates: tuple[str, ...] = GATES[kind] if kind in GATES else tuple(gates)
         self.chunks: list[dict[str, Tensor]] = []
         self.chunk_masks: list[Tensor] = []
         self._joined: tuple[dict[str, Tensor], Tensor] | None = None
@@ -388,7 +391,11 @@ class Recording:
             m = mask.detach().to("cpu", torch.bool).reshape(batch, steps)
         trace = self._traces.get(name)
         if trace is None:
-            trace = Trace(name, path, direction, _kind(values))
+            core = getattr(owner, "_core", None) if keras else None
+            if getattr(core, "kind", None) == "custom":
+                trace = Trace(name, path, direction, "custom", (*core.gate_names, "h"))
+            else:
+                trace = Trace(name, path, direction, _kind(values))
             self._traces[name] = trace
             self._trace_order[name] = (self._order[id(owner)], len(self._traces))
         trace._add(values, m)

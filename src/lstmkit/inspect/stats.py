@@ -41,7 +41,12 @@ if TYPE_CHECKING:
 LEFT, RIGHT = 0.1, 0.9
 
 #: The sigmoid gates of each cell (the ones saturation is defined for, as in Karpathy et al.).
-SIGMOID_GATES: dict[str, tuple[str, ...]] = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
+SIGMOID_GATES: dict[str, tuple[str, ...]] = {
+    "lstm": ("i", "f", "o"),
+    "gru": ("r", "z"),
+    "rnn": (),
+    "custom": (),  # a user's cell: which of its values are gates is not known
+}
 
 #: The gate that keeps the state (whose mean gives the memory time scale).
 KEEP_GATE: dict[str, str] = {"lstm": "f", "gru": "z"}

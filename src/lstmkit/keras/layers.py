@@ -1,6 +1,8 @@
 """``keras.layers``: lstmkit's Keras-style layers (the objects of :mod:`lstmkit.layers`).
 
-Not here (see the README's Keras table): the generic ``RNN(cell)`` with Keras-style cells,
+``RNN(cell)`` takes Keras's ``LSTMCell``/``GRUCell``/``SimpleRNNCell`` (on every engine), a
+list of cells (``StackedRNNCells``) or a user's cell (``state_size`` and ``call(inputs,
+states)``, on the reference loop). Not here (see the README's Keras table):
 ``ConvLSTM1D/2D``, ``MultiHeadAttention``, ``BatchNormalization``. ``TextVectorization`` is
 lstmkit's data-side vectoriser (``adapt`` then call it on strings outside the model).
 """
@@ -9,6 +11,7 @@ from lstmkit.data.text import TextVectorization
 from lstmkit.layers import (
     GRU,
     LSTM,
+    RNN,
     Activation,
     Add,
     Average,
@@ -18,14 +21,18 @@ from lstmkit.layers import (
     Dropout,
     Embedding,
     Flatten,
+    GRUCell,
     Input,
     InputLayer,
     Layer,
+    LSTMCell,
     Masking,
     Maximum,
     Multiply,
     RepeatVector,
     SimpleRNN,
+    SimpleRNNCell,
+    StackedRNNCells,
     Subtract,
     TimeDistributed,
     deserialize,
@@ -37,6 +44,7 @@ from lstmkit.layers.conv import Conv1D, Conv2D
 __all__ = [
     "GRU",
     "LSTM",
+    "RNN",
     "Activation",
     "Add",
     "AdditiveAttention",
@@ -50,14 +58,18 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRUCell",
     "Input",
     "InputLayer",
+    "LSTMCell",
     "Layer",
     "Masking",
     "Maximum",
     "Multiply",
     "RepeatVector",
     "SimpleRNN",
+    "SimpleRNNCell",
+    "StackedRNNCells",
     "Subtract",
     "TextVectorization",
     "TimeDistributed",

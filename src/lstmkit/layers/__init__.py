@@ -11,12 +11,19 @@ from __future__ import annotations
 from lstmkit.layers.base import Input, InputLayer, Layer, SymbolicTensor
 from lstmkit.layers.bidirectional import Bidirectional
 from lstmkit.layers.core import Activation, Dense, Dropout, Embedding, Masking, TimeDistributed
+from lstmkit.layers.keras_cells import GRUCell, LSTMCell, SimpleRNNCell
 from lstmkit.layers.merge import Add, Average, Concatenate, Maximum, Multiply, Subtract
 from lstmkit.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
 from lstmkit.layers.reshaping import Flatten, RepeatVector
 from lstmkit.layers.serialization import deserialize, get_layer_class, register_layer, serialize
+from lstmkit.layers.user_cells import StackedRNNCells
 
 for _cls in (
+    RNN,
+    StackedRNNCells,
+    LSTMCell,
+    GRUCell,
+    SimpleRNNCell,
     LSTM,
     GRU,
     SimpleRNN,
@@ -52,14 +59,18 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRUCell",
     "Input",
     "InputLayer",
+    "LSTMCell",
     "Layer",
     "Masking",
     "Maximum",
     "Multiply",
     "RepeatVector",
     "SimpleRNN",
+    "SimpleRNNCell",
+    "StackedRNNCells",
     "Subtract",
     "SymbolicTensor",
     "TimeDistributed",

@@ -37,6 +37,8 @@ from lstmkit.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from lstmkit.engines import RunOptions
 from lstmkit.functional import LSTMState
 from lstmkit.layers.base import Layer, _check_weight_list, _positive_int, in_symbolic_call
+from lstmkit.layers.serialization import deserialize, serialize
+from lstmkit.layers.user_cells import CellAdapter, StackedRNNCells, _check_cell
 
 _USE_CUDNN = ("auto", True, False)
 
@@ -48,6 +50,341 @@ def _dropout_rate(layer: str, argument: str, value: Any) -> float:
 
 
 class RNN(Layer):
+    """Keras 3's ``RNN(cell)``: any cell (built-in or the user's, see
+    :mod:`lstmkit.layers.user_cells`) run over a sequence, with Keras's masking,
+    ``go_backwards``, ``return_sequences``, ``return_state`` and ``stateful``.
+
+    ``cell`` is a layer with ``state_size`` and ``call(inputs, states) -> (output,
+    new_states)``, or a list of them (stacked: :class:`~lstmkit.layers.user_cells.StackedRNNCells`).
+    A user's cell runs on the reference engine (the loop over time of
+    :mod:`lstmkit.engines.reference`), so the glass box records its output ``h`` and its states
+    each step. :class:`LSTM`, :class:`GRU` and :class:`SimpleRNN` are this layer around
+    lstmkit's own cells, on every engine.
+
+    Example:
+        >>> from lstmkit.layers.user_cells import StackedRNNCells
+        >>> class Leaky(Layer):  # h_t = (1 - a) h_{t-1} + a tanh(W x_t)
+        ...     state_size = 3
+        ...     def build(self, input_shape):
+        ...         self.w = self.add_weight((input_shape[-1], 3))
+        ...     def call(self, inputs, states):
+        ...         h = 0.5 * states[0] + 0.5 * torch.tanh(inputs @ self.w)
+        ...         return h, [h]
+        >>> tuple(RNN([Leaky(), Leaky()])(torch.zeros(2, 5, 4)).shape)
+        (2, 3)
+    """
+
+    supports_masking = True
+
+    def __init__(
+        self,
+        cell: Any,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell)
+        _check_cell(cell, type(self).__name__)
+        self.cell = cell
+        self._adapter: CellAdapter | None = None
+        # One of Keras's own cells (LSTMCell, ...): its layer's cell runs on every engine.
+        inner = getattr(cell, "layer", None)
+        self._builtin = inner if hasattr(type(cell), "_layer_class") else None
+        self.engine = "reference" if self._builtin is None else self._builtin.engine
+        self._sequence_flags(
+            return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask
+        )
+        if self._input_shape_arg is not None:
+            self.build((None, *self._input_shape_arg))
+
+    def _sequence_flags(
+        self,
+        return_sequences: bool,
+        return_state: bool,
+        go_backwards: bool,
+        stateful: bool,
+        unroll: bool,
+        zero_output_for_mask: bool,
+    ) -> None:
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.states: list[Tensor] | None = None
+
+    # -- what the machinery below asks of a subclass ------------------------------------------
+
+    @property
+    def _core(self) -> Any:
+        """The cell as the engines see it (a :class:`~lstmkit.cells.RecurrentCell` or an
+        adapter of the user's cell)."""
+        if self._builtin is not None:
+            return self._builtin._core
+        if self._adapter is None:
+            raise ValueError(f"RNN '{self.name}': build the layer (call it once) first")
+        return self._adapter
+
+    def _output_units(self) -> int:
+        if self._builtin is not None:
+            return self._builtin._output_units()
+        return self._core.output_size
+
+    def _state_sizes(self) -> tuple[int, ...]:
+        """The sizes of the states a user passes and gets back."""
+        if self._builtin is not None:
+            return self._builtin._state_sizes()
+        return self._core.sizes
+
+    def _weight_dtype(self) -> torch.dtype | None:
+        if self._builtin is not None:
+            return self._builtin._weight_dtype()
+        return self._core.dtype
+
+    def _engine_state(self, public: tuple[Tensor, ...] | None, x: Tensor) -> tuple[Tensor, ...]:
+        if self._builtin is not None:
+            return self._builtin._engine_state(public, x)
+        core = self._core
+        if public is None:
+            return core.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        return (x.new_zeros(x.shape[0], core.output_size), *public)
+
+    def _public_states(self, state: tuple[Tensor, ...]) -> list[Tensor]:
+        if self._builtin is not None:
+            return list(state)
+        return self._core.public(state)
+
+    def _dropout_masks(self, inputs: Tensor, training: bool) -> tuple[Tensor | None, ...]:
+        if self._builtin is not None:
+            return self._builtin._dropout_masks(inputs, training)  # the cell's dropout args
+        self._core.training = training  # the cell's own dropout, if any, sees the mode
+        return None, None
+
+    def build(self, input_shape: Any) -> None:
+        if self.built:
+            return
+        shape = tuple(input_shape)
+        if len(shape) != 3 or shape[-1] is None:
+            raise ValueError(
+                f"RNN '{self.name}': expected inputs of shape (B, T, F) with a known F, got {shape}"
+            )
+        cell = self.cell
+        if isinstance(cell, Layer) and not cell.built:
+            cell.build((shape[0], shape[-1]))
+            cell.built = True
+        if self._builtin is None:
+            self._adapter = CellAdapter(cell, int(shape[-1]), f"RNN '{self.name}'")
+        self.built = True
+
+    # -- the machinery every recurrent layer shares ----------------------------------------
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        batch, steps = input_shape[0], input_shape[1]
+        units = self._output_units()
+        out = (batch, steps, units) if self.return_sequences else (batch, units)
+        if not self.return_state:
+            return out
+        return [out] + [(batch, s) for s in self._state_sizes()]
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * len(self._state_sizes())
+        return output_mask
+
+    def _check_inputs(self, inputs: Any) -> Tensor:
+        cls = type(self).__name__
+        if not isinstance(inputs, Tensor):
+            raise TypeError(
+                f"{cls} '{self.name}': expected a tensor or numpy array as inputs, "
+                f"got {type(inputs).__name__}"
+            )
+        size = self._core.input_size
+        if inputs.dim() != 3 or inputs.shape[-1] != size:
+            raise ValueError(
+                f"{cls} '{self.name}': expected inputs of shape (B, T, {size}), "
+                f"got {tuple(inputs.shape)}"
+            )
+        if not inputs.is_floating_point():
+            raise TypeError(
+                f"{cls} '{self.name}': expected floating-point inputs, got "
+                f"{inputs.dtype} (integer token ids need an Embedding layer first)"
+            )
+        if inputs.shape[1] == 0:
+            raise ValueError(
+                f"{cls} '{self.name}': inputs have no time steps (shape {tuple(inputs.shape)})"
+            )
+        weight_dtype = self._weight_dtype()
+        if weight_dtype is not None and inputs.dtype != weight_dtype:
+            inputs = inputs.to(weight_dtype)
+        return inputs
+
+    def _check_mask(self, mask: Any, inputs: Tensor) -> Tensor | None:
+        if mask is None:
+            return None
+        if (
+            isinstance(mask, (list, tuple))
+            and len(mask) == 1
+            and isinstance(mask[0], (Tensor, np.ndarray, type(None)))
+        ):
+            mask = mask[0]  # Keras passes one mask per input
+            if mask is None:
+                return None
+        if isinstance(mask, (list, tuple)):
+            try:  # nested Python lists of booleans
+                mask = np.asarray(mask, dtype=bool)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}': expected mask as a (B, T) boolean "
+                    f"tensor or array, got a ragged or non-boolean list"
+                ) from None
+        if isinstance(mask, np.ndarray):
+            mask = torch.from_numpy(np.ascontiguousarray(mask))
+        want = tuple(inputs.shape[:2])
+        if not isinstance(mask, Tensor) or tuple(mask.shape) != want:
+            got = tuple(mask.shape) if hasattr(mask, "shape") else type(mask).__name__
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': expected mask of shape "
+                f"{want} (B, T), got {got}"
+            )
+        return mask.to(device=inputs.device, dtype=torch.bool)
+
+    def _check_initial_state(self, initial_state: Any, inputs: Tensor) -> tuple[Tensor, ...]:
+        cls = type(self).__name__
+        sizes = self._state_sizes()
+        if isinstance(initial_state, Tensor) or isinstance(initial_state, np.ndarray):
+            initial_state = [initial_state]
+        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != len(sizes):
+            n = len(initial_state) if isinstance(initial_state, (list, tuple)) else 1
+            raise ValueError(
+                f"{cls} '{self.name}': expected initial_state as a list of "
+                f"{len(sizes)} tensor(s), got {n}"
+            )
+        out = []
+        batch = inputs.shape[0]
+        for k, (s, size) in enumerate(zip(initial_state, sizes)):
+            s = torch.as_tensor(s) if isinstance(s, np.ndarray) else s
+            if not isinstance(s, Tensor) or tuple(s.shape) != (batch, size):
+                got = tuple(s.shape) if hasattr(s, "shape") else type(s).__name__
+                raise ValueError(
+                    f"{cls} '{self.name}': expected initial_state[{k}] of shape "
+                    f"({batch}, {size}), got {got}"
+                )
+            out.append(s.to(device=inputs.device, dtype=inputs.dtype))
+        return tuple(out)
+
+    def forward(
+        self,
+        inputs: Any,
+        mask: Any = None,
+        initial_state: Any = None,
+        training: bool | None = None,
+    ) -> Any:
+        x = self._check_inputs(inputs)
+        mask = self._check_mask(mask, x)
+        public: tuple[Tensor, ...] | None = None
+        if initial_state is not None:
+            public = self._check_initial_state(initial_state, x)
+        elif self.stateful and self.states is not None:
+            if self.states[0].shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}': stateful layer built for batch size "
+                    f"{self.states[0].shape[0]}, got a batch of {x.shape[0]} (call reset_state() "
+                    f"or keep the batch size fixed)"
+                )
+            public = tuple(s.to(x.device) for s in self.states)
+        state = self._engine_state(public, x)
+        training = self.training if training is None else bool(training)
+        in_mask, rec_mask = self._dropout_masks(x, training)
+        record = engines.recording_active() and not in_symbolic_call()
+        opts = RunOptions(
+            mask=mask,
+            reverse=self.go_backwards,
+            input_dropout_mask=in_mask,
+            recurrent_dropout_mask=rec_mask,
+            zero_output_for_mask=self.zero_output_for_mask,
+            record=record,
+        )
+        core = self._core
+        engine = engines.choose(core, x, opts, engines.for_recording(self.engine, record))
+        result = engine.run(core, x, state, opts)
+        if record:
+            engines.emit(self, "backward" if self.go_backwards else "forward", result.record, mask)
+        final = self._public_states(result.state)
+        if self.stateful and not in_symbolic_call():
+            self.states = [s.detach() for s in final]
+        sequence = result.outputs.flip(1) if self.go_backwards else result.outputs
+        output = sequence if self.return_sequences else sequence[:, -1]
+        if self.return_state:
+            return [output, *final]
+        return output
+
+    def reset_state(self, states: Any = None) -> None:
+        """Zero the carried state of a ``stateful`` layer (or set it to ``states``)."""
+        if states is not None:
+            if self.states is None:
+                raise ValueError(f"{self.name}: the layer has not run yet; no state to set")
+            self.states = list(
+                self._check_initial_state(
+                    states,
+                    torch.empty(
+                        self.states[0].shape[0],
+                        1,
+                        self._core.input_size,
+                        dtype=self.states[0].dtype,
+                        device=self.states[0].device,
+                    ),
+                )
+            )
+            return
+        if self.states is not None:
+            self.states = [torch.zeros_like(s) for s in self.states]
+
+    reset_states = reset_state
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The cell's weights (Keras's layout for Keras's cells)."""
+        get = getattr(self.cell, "get_weights", None)
+        return get() if callable(get) else super().get_weights()
+
+    def set_weights(self, weights: list[Any]) -> None:
+        put = getattr(self.cell, "set_weights", None)
+        if callable(put):
+            put(weights)
+        else:
+            super().set_weights(weights)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "cell": serialize(self.cell),
+                "return_sequences": self.return_sequences,
+                "return_state": self.return_state,
+                "go_backwards": self.go_backwards,
+                "stateful": self.stateful,
+                "unroll": self.unroll,
+                "zero_output_for_mask": self.zero_output_for_mask,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RNN:
+        config = dict(config)
+        if isinstance(config.get("cell"), dict):
+            config["cell"] = deserialize(config["cell"])
+        return cls(**config)
+
+
+class _BuiltinRNN(RNN):
     """Common machinery of :class:`LSTM`, :class:`GRU` and :class:`SimpleRNN` (Keras's ``RNN``
     layer around a built-in cell).
 
@@ -91,7 +428,7 @@ class RNN(Layer):
         engine: str = "auto",
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        Layer.__init__(self, **kwargs)  # RNN.__init__ takes a cell; this layer builds its own
         cls = type(self).__name__
         self.units = _positive_int(cls, "units", units)
         # Resolve now so that unknown names fail at construction, naming the argument.
@@ -136,22 +473,45 @@ class RNN(Layer):
             raise TypeError(f"{cls}: seed must be an int or None, got {seed!r}")
         self.seed = seed
         self._generator: torch.Generator | None = None
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
-        self.unroll = bool(unroll)
-        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self._sequence_flags(
+            return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask
+        )
         if use_cudnn not in _USE_CUDNN:
             raise ValueError(f"{cls}: use_cudnn must be 'auto', True or False, got {use_cudnn!r}")
         self.use_cudnn = use_cudnn
         if engine not in engines.ENGINE_NAMES:
             raise ValueError(f"{cls}: engine must be one of {engines.ENGINE_NAMES}, got {engine!r}")
         self.engine = engine
-        self.states: list[Tensor] | None = None
         self.cell: RecurrentCell | None = None
         if self._input_shape_arg is not None:
             self.build((None, *self._input_shape_arg))
+
+    # -- the hooks of RNN's machinery: the cell is lstmkit's own, on every engine ----------
+
+    @property
+    def _core(self) -> Any:
+        return self.cell
+
+    def _output_units(self) -> int:
+        return self.cell.output_size if self.cell is not None else self.units
+
+    def _state_sizes(self) -> tuple[int, ...]:
+        return self.cell.state_sizes()
+
+    def _weight_dtype(self) -> torch.dtype | None:
+        return self.cell.weight_ih.dtype
+
+    def _engine_state(self, public: tuple[Tensor, ...] | None, x: Tensor) -> tuple[Tensor, ...]:
+        if public is None:
+            public = self.cell.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
+        return LSTMState(*public) if self.cell.kind == "lstm" else tuple(public)
+
+    def _public_states(self, state: tuple[Tensor, ...]) -> list[Tensor]:
+        return list(state)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        return cls(**config)
 
     # -- building --------------------------------------------------------------------------
 
@@ -189,88 +549,7 @@ class RNN(Layer):
             self.trainable = False
         self.built = True
 
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        batch, steps = input_shape[0], input_shape[1]
-        units = self.cell.output_size if self.cell is not None else self.units
-        out = (batch, steps, units) if self.return_sequences else (batch, units)
-        if not self.return_state:
-            return out
-        return [out] + [(batch, s) for s in self.cell.state_sizes()]
-
-    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        output_mask = mask if self.return_sequences else None
-        if self.return_state:
-            return [output_mask] + [None] * len(self.cell.state_sizes())
-        return output_mask
-
     # -- calling ---------------------------------------------------------------------------
-
-    def _check_inputs(self, inputs: Any) -> Tensor:
-        cls = type(self).__name__
-        if not isinstance(inputs, Tensor):
-            raise TypeError(
-                f"{cls} '{self.name}': expected a tensor or numpy array as inputs, "
-                f"got {type(inputs).__name__}"
-            )
-        size = self.cell.input_size
-        if inputs.dim() != 3 or inputs.shape[-1] != size:
-            raise ValueError(
-                f"{cls} '{self.name}': expected inputs of shape (B, T, {size}), "
-                f"got {tuple(inputs.shape)}"
-            )
-        if not inputs.is_floating_point():
-            raise TypeError(
-                f"{cls} '{self.name}': expected floating-point inputs, got "
-                f"{inputs.dtype} (integer token ids need an Embedding layer first)"
-            )
-        if inputs.shape[1] == 0:
-            raise ValueError(
-                f"{cls} '{self.name}': inputs have no time steps (shape {tuple(inputs.shape)})"
-            )
-        weight_dtype = self.cell.weight_ih.dtype
-        if inputs.dtype != weight_dtype:
-            inputs = inputs.to(weight_dtype)
-        return inputs
-
-    def _check_mask(self, mask: Any, inputs: Tensor) -> Tensor | None:
-        if mask is None:
-            return None
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0]
-        if isinstance(mask, np.ndarray):
-            mask = torch.from_numpy(mask)
-        want = tuple(inputs.shape[:2])
-        if not isinstance(mask, Tensor) or tuple(mask.shape) != want:
-            got = tuple(mask.shape) if hasattr(mask, "shape") else type(mask).__name__
-            raise ValueError(
-                f"{type(self).__name__} '{self.name}': expected mask of shape "
-                f"{want} (B, T), got {got}"
-            )
-        return mask.to(device=inputs.device, dtype=torch.bool)
-
-    def _check_initial_state(self, initial_state: Any, inputs: Tensor) -> tuple[Tensor, ...]:
-        cls = type(self).__name__
-        sizes = self.cell.state_sizes()
-        if isinstance(initial_state, Tensor) or isinstance(initial_state, np.ndarray):
-            initial_state = [initial_state]
-        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != len(sizes):
-            n = len(initial_state) if isinstance(initial_state, (list, tuple)) else 1
-            raise ValueError(
-                f"{cls} '{self.name}': expected initial_state as a list of "
-                f"{len(sizes)} tensor(s), got {n}"
-            )
-        out = []
-        batch = inputs.shape[0]
-        for k, (s, size) in enumerate(zip(initial_state, sizes)):
-            s = torch.as_tensor(s) if isinstance(s, np.ndarray) else s
-            if not isinstance(s, Tensor) or tuple(s.shape) != (batch, size):
-                got = tuple(s.shape) if hasattr(s, "shape") else type(s).__name__
-                raise ValueError(
-                    f"{cls} '{self.name}': expected initial_state[{k}] of shape "
-                    f"({batch}, {size}), got {got}"
-                )
-            out.append(s.to(device=inputs.device, dtype=inputs.dtype))
-        return tuple(out)
 
     def _dropout_masks(self, inputs: Tensor, training: bool) -> tuple[Tensor | None, ...]:
         if not training or not (self.dropout or self.recurrent_dropout):
@@ -293,75 +572,6 @@ class RNN(Layer):
         return mask(self.dropout, self.cell.input_size), mask(
             self.recurrent_dropout, self.cell.output_size
         )
-
-    def forward(
-        self,
-        inputs: Any,
-        mask: Any = None,
-        initial_state: Any = None,
-        training: bool | None = None,
-    ) -> Any:
-        x = self._check_inputs(inputs)
-        mask = self._check_mask(mask, x)
-        if initial_state is not None:
-            state = self._check_initial_state(initial_state, x)
-        elif self.stateful and self.states is not None:
-            if self.states[0].shape[0] != x.shape[0]:
-                raise ValueError(
-                    f"{type(self).__name__} '{self.name}': stateful layer built for batch size "
-                    f"{self.states[0].shape[0]}, got a batch of {x.shape[0]} (call reset_state() "
-                    f"or keep the batch size fixed)"
-                )
-            state = tuple(s.to(x.device) for s in self.states)
-        else:
-            state = self.cell.initial_state(x.shape[0], device=x.device, dtype=x.dtype)
-        if self.cell.kind == "lstm":
-            state = LSTMState(*state)
-        training = self.training if training is None else bool(training)
-        in_mask, rec_mask = self._dropout_masks(x, training)
-        record = engines.recording_active() and not in_symbolic_call()
-        opts = RunOptions(
-            mask=mask,
-            reverse=self.go_backwards,
-            input_dropout_mask=in_mask,
-            recurrent_dropout_mask=rec_mask,
-            zero_output_for_mask=self.zero_output_for_mask,
-            record=record,
-        )
-        engine = engines.choose(self.cell, x, opts, engines.for_recording(self.engine, record))
-        result = engine.run(self.cell, x, state, opts)
-        if record:
-            engines.emit(self, "backward" if self.go_backwards else "forward", result.record, mask)
-        if self.stateful and not in_symbolic_call():
-            self.states = [s.detach() for s in result.state]
-        sequence = result.outputs.flip(1) if self.go_backwards else result.outputs
-        output = sequence if self.return_sequences else sequence[:, -1]
-        if self.return_state:
-            return [output, *result.state]
-        return output
-
-    def reset_state(self, states: Any = None) -> None:
-        """Zero the carried state of a ``stateful`` layer (or set it to ``states``)."""
-        if states is not None:
-            if self.states is None:
-                raise ValueError(f"{self.name}: the layer has not run yet; no state to set")
-            self.states = list(
-                self._check_initial_state(
-                    states,
-                    torch.empty(
-                        self.states[0].shape[0],
-                        1,
-                        self.cell.input_size,
-                        dtype=self.states[0].dtype,
-                        device=self.states[0].device,
-                    ),
-                )
-            )
-            return
-        if self.states is not None:
-            self.states = [torch.zeros_like(s) for s in self.states]
-
-    reset_states = reset_state
 
     # -- weights in Keras's layout --------------------------------------------------------
 
@@ -408,7 +618,7 @@ class RNN(Layer):
     # -- configuration ---------------------------------------------------------------------
 
     def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
+        config = Layer.get_config(self)  # not RNN's: the cell is built from these arguments
         config.update(
             {
                 "units": self.units,
@@ -449,7 +659,7 @@ class RNN(Layer):
         return ", ".join([*flags, f"name={self.name!r}"])
 
 
-class LSTM(RNN):
+class LSTM(_BuiltinRNN):
     """Long Short-Term Memory layer (Hochreiter & Schmidhuber 1997), Keras 3's ``LSTM``.
 
     Equations: see :func:`lstmkit.functional.lstm_step`. Keras's arguments (see :class:`RNN`)
@@ -556,7 +766,7 @@ def _swap_rz(w: Tensor) -> Tensor:
     return torch.cat([b, a, c], 0)
 
 
-class GRU(RNN):
+class GRU(_BuiltinRNN):
     """Gated Recurrent Unit (Cho et al. 2014), Keras 3's ``GRU``.
 
     Equations: see :func:`lstmkit.functional.gru_step`. ``reset_after=True`` (default, cuDNN's
@@ -610,7 +820,7 @@ class GRU(RNN):
         return config
 
 
-class SimpleRNN(RNN):
+class SimpleRNN(_BuiltinRNN):
     """Fully-connected RNN, ``h_t = activation(W x_t + U h_{t-1} + b)``, Keras 3's ``SimpleRNN``.
 
     ``get_weights()``: ``kernel (I, H)``, ``recurrent_kernel (H, H)``, ``bias (H,)``.

@@ -179,9 +179,34 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[int, str]:
             parts.append(f"unknown field '{where}'")
         else:
             msg = str(err.get("msg", "")).removeprefix("Value error, ")
+            if msg.startswith("Expected UploadFile"):  # a text field where a file goes
+                msg = "expected a file (a multipart part with a filename), got a text field"
+            elif loc and err.get("type") != "value_error" and "input" in err:
+                msg += f", got {_json_kind(err['input'])}"
             parts.append(f"{where}: {msg}" if loc else msg)
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return 422, "invalid request: " + "; ".join(parts) + more
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, for error messages: ``a string "5"``, ``a boolean true``."""
+    kind = (
+        "null" if value is None
+        else "a boolean" if isinstance(value, bool)
+        else "an integer" if isinstance(value, int)
+        else "a number" if isinstance(value, float)
+        else "a string" if isinstance(value, str)
+        else "an array" if isinstance(value, list)
+        else "an object" if isinstance(value, dict)
+        else type(value).__name__
+    )  # fmt: skip
+    if value is None or isinstance(value, (list, dict)):
+        return kind
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return f"{kind} {text[:40] + '...' if len(text) > 40 else text}"
 
 
 def _static_dir() -> Path:

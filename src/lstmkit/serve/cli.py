@@ -80,13 +80,17 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve models over HTTP: JSON API (docs at /docs) and the web page at /."""
-    import torch
     import uvicorn
 
     from lstmkit.serve.app import MiB, create_app
+    from lstmkit.utils import set_threads
 
-    if threads:
-        torch.set_num_threads(threads)
+    try:
+        set_threads(threads, "--threads")
+    except (TypeError, ValueError) as e:
+        raise typer.BadParameter(
+            str(e).removeprefix("--threads "), param_hint="--threads"
+        ) from None
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(
             f"Warning: binding to {host}: the service has no authentication; anyone who can "

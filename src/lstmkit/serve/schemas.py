@@ -1,9 +1,12 @@
 """Request and response bodies of the HTTP API (pydantic models; they are also the OpenAPI docs).
 
 Every request model forbids unknown fields, so a misspelt option (``"temprature"``) is a 422
-naming the field instead of being silently ignored. Sizes are bounded here (text lengths, batch
-sizes, generation lengths) so that no single request can ask for unbounded work; the byte size
-of a whole body is bounded before it is read (:mod:`lstmkit.serve.app`).
+naming the field instead of being silently ignored, and is strict about types: each field takes
+its JSON type only (``"length": "5"``, ``"stream": "yes"``, ``"top_k": true`` or ``"length": 5.0``
+are 422s naming the field, what it takes and what came; a number field takes integers too).
+Sizes are bounded here (text lengths, batch sizes, generation lengths) so that no single
+request can ask for unbounded work; the byte size of a whole body is bounded before it is read
+(:mod:`lstmkit.serve.app`).
 
 ``model`` selects a loaded model by name (``GET /v1/models`` lists them); when it is left out,
 the first loaded model that serves the endpoint answers.
@@ -35,7 +38,8 @@ Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Subclasses' model_config entries are merged with these: every request is strict.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _OneOrMany(_Request):

@@ -126,6 +126,21 @@ def class_weights_to_sample_weights(y: Tensor, class_weight: dict[int, float]) -
         raise ValueError(
             f"class_weight: expected a non-empty dict {{class: weight}}, got {class_weight!r}"
         )
+    for k, v in class_weight.items():
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+            raise ValueError(
+                f"class_weight: keys must be class indices (integers >= 0), got {k!r} "
+                f"({type(k).__name__})"
+            )
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float | np.integer | np.floating)
+            or not math.isfinite(v)
+            or v < 0
+        ):
+            raise ValueError(
+                f"class_weight: the weight of class {k} must be a finite number >= 0, got {v!r}"
+            )
     labels = y
     if labels.dim() >= 2 and labels.shape[-1] > 1:
         labels = labels.argmax(-1)
@@ -317,6 +332,13 @@ def unpack(item: Any) -> tuple:
     return to_structure(item, "x"), None, None
 
 
+def check_steps(name: str, steps: Any) -> None:
+    """``steps`` (``steps_per_epoch``, ``validation_steps``, ``steps``) is ``None`` or an
+    integer >= 1: zero steps would train or predict on nothing without saying so."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"{name} must be None or an integer >= 1, got {steps!r}")
+
+
 def adapt(
     x: Any,
     y: Any = None,
@@ -337,6 +359,7 @@ def adapt(
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
     ):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_steps("steps", steps)
     if isinstance(x, (DataLoader, Dataset)) or (
         not isinstance(x, (np.ndarray, Tensor, list, tuple, dict))
         and isinstance(x, (Iterable, Iterator))

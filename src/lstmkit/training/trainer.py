@@ -49,6 +49,34 @@ def _verbose(verbose: Any) -> int:
     return int(verbose)
 
 
+def _check_fit_arguments(
+    shuffle: Any,
+    steps_per_epoch: Any,
+    validation_steps: Any,
+    validation_freq: Any,
+    validation_data: Any,
+    callbacks: Any,
+) -> None:
+    """``fit``'s arguments that would otherwise be accepted silently or fail far away."""
+    if not (isinstance(shuffle, bool) or shuffle == "batch"):
+        raise ValueError(f"fit: shuffle must be True, False or 'batch', got {shuffle!r}")
+    data_mod.check_steps("fit: steps_per_epoch", steps_per_epoch)
+    data_mod.check_steps("fit: validation_steps", validation_steps)
+    if isinstance(validation_freq, bool) or not isinstance(validation_freq, int):
+        raise ValueError(f"fit: validation_freq must be an integer >= 1, got {validation_freq!r}")
+    if validation_freq < 1:
+        raise ValueError(f"fit: validation_freq must be an integer >= 1, got {validation_freq}")
+    if isinstance(validation_data, tuple | list) and len(validation_data) not in (2, 3):
+        raise ValueError(
+            "fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight), got "
+            f"a {type(validation_data).__name__} of {len(validation_data)} item(s)"
+        )
+    if callbacks is not None and not isinstance(callbacks, list | tuple):
+        raise TypeError(
+            f"fit: callbacks must be a list of Callback, got {type(callbacks).__name__}"
+        )  # the items are checked by CallbackList
+
+
 class Trainer:
     """Compiled training configuration of one model (created by ``Model.compile``)."""
 
@@ -367,6 +395,9 @@ class Trainer:
             raise ValueError(
                 f"fit: initial_epoch must be in [0, epochs={epochs}], got {initial_epoch!r}"
             )
+        _check_fit_arguments(
+            shuffle, steps_per_epoch, validation_steps, validation_freq, validation_data, callbacks
+        )
         if validation_split:
             if validation_data is not None:
                 validation_split = 0.0  # Keras: validation_data takes precedence

@@ -113,12 +113,9 @@ ThreadsOption = Annotated[
 
 
 def _set_threads(threads: int) -> None:
-    if threads < 0:
-        raise ValueError(f"--threads must be >= 0, got {threads}")
-    if threads:
-        import torch
+    from lstmkit.utils import set_threads
 
-        torch.set_num_threads(threads)
+    set_threads(threads, "--threads")
 
 
 def _input_lines(texts: list[str] | None) -> list[str]:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -28,7 +27,7 @@ from lstmkit.apps.sentiment.config import SentimentConfig
 from lstmkit.apps.sentiment.data import SentimentData, Split, Tokenizer, load_data
 from lstmkit.apps.sentiment.model import SentimentClassifier, build_model
 from lstmkit.callbacks import EarlyStopping
-from lstmkit.utils import set_random_seed
+from lstmkit.utils import set_random_seed, set_threads
 
 BASELINE_NAME = "TF-IDF + logistic regression"
 BASELINE_C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -108,8 +107,7 @@ def train(
     console = console or Console(highlight=False)
     chief = is_chief()
     verbose = verbose if chief else 0
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads, "SentimentConfig: threads")
     set_random_seed(config.seed)
     data = load_data(config.data_dir, config.train_limit)
     tokenizer = Tokenizer.adapt(

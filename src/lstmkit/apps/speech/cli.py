@@ -194,9 +194,21 @@ def transcribe(
     model: ModelOption = Path(DEFAULT_MODEL_PATH),
     decoder: Annotated[str, typer.Option(help=DECODER_HELP)] = "beam",
     beam_size: Annotated[int, typer.Option(help="Prefix beam search width.")] = 8,
+    max_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Refuse longer files before decoding them (0: no limit; the server's limit "
+            "is 120 s). Decoding time and memory grow with the length."
+        ),
+    ] = 120.0,
 ) -> None:
     """Print each audio file's transcript (one line each; with several files, ``FILE: text``)."""
+    import math
+
     from lstmkit.apps.speech.evaluate import DECODERS, Recognizer
+
+    if not (math.isfinite(max_seconds) and max_seconds >= 0):
+        raise ValueError(f"--max-seconds must be a number >= 0 (0: no limit), got {max_seconds}")
 
     if decoder not in DECODERS:
         raise ValueError(f"--decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
@@ -204,5 +216,5 @@ def transcribe(
         raise ValueError(f"--beam-size must be >= 1, got {beam_size}")
     rec = Recognizer.load(model)
     for path in files:
-        text = rec.transcribe_file(path, decoder, beam_size)
+        text = rec.transcribe_file(path, decoder, beam_size, max_seconds or None)
         typer.echo(f"{path}: {text}" if len(files) > 1 else text)

@@ -47,6 +47,9 @@ from lstmkit.layers.base import get_mask
 from lstmkit.models import ModelFileError, load_model
 
 SILENCE_DBFS = -60.0
+MAX_SECONDS = 120.0
+"""The longest audio transcribed by default (the CLI's ``--max-seconds``, the server's limit):
+the prefix beam search's time and memory grow with the length (an hour took 60 s and 1.3 GB)."""
 ASSET_KEY = "speech"
 ASSET_FORMAT = 1
 DECODERS = ("greedy", "beam")
@@ -219,17 +222,22 @@ class Recognizer:
         return self.decode(self.log_probs([feats])[0], decoder, beam_size)
 
     def transcribe_file(
-        self, path: str | os.PathLike[str], decoder: str = "greedy", beam_size: int = 8
+        self,
+        path: str | os.PathLike[str],
+        decoder: str = "greedy",
+        beam_size: int = 8,
+        max_seconds: float | None = MAX_SECONDS,
     ) -> str:
         """Transcript of an audio file: WAV, FLAC (any format libsndfile reads), any sample
-        rate, mono or multichannel (channels are averaged).
+        rate, mono or multichannel (channels are averaged). Files longer than ``max_seconds``
+        (default: the server's limit, 120 s; ``None``: no limit) are refused before decoding.
 
         Raises:
             FileNotFoundError: no such file.
             ValueError: not audio, truncated or corrupt, no samples, or an unreadable sample
                 format.
         """
-        audio = load_audio(path, self.spec.sample_rate)
+        audio = load_audio(path, self.spec.sample_rate, max_seconds=max_seconds)
         return self.transcribe_audio(audio, self.spec.sample_rate, decoder, beam_size)
 
     # -- scoring -----------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from lstmkit.datasets.digits import VOCABULARY, load_digits, synthesize_digits
 from lstmkit.training.callbacks import Callback
 from lstmkit.training.optimizers import Adam
 from lstmkit.training.schedules import CosineDecay
-from lstmkit.utils import atomic_write, set_random_seed
+from lstmkit.utils import atomic_write, set_random_seed, set_threads
 
 
 @dataclass
@@ -227,8 +227,7 @@ def train(
         verbose, log = 0, None
     log = log or (print if verbose else (lambda _: None))
     progress = verbose == 1
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads, "SpeechConfig: threads")
     set_random_seed(cfg.seed)
     started = (time.perf_counter(), _cpu_time())
 

@@ -10,7 +10,8 @@ start of a speech: the model then begins with a speaker's ``NAME:``).
     z[padding] = -inf; z[[UNK]] = -inf unless allow_unknown
     top_k > 0:  z[tokens outside the k largest] = -inf
     top_p < 1:  z[tokens outside the nucleus] = -inf  (the smallest set of most likely tokens
-                whose probabilities, after the steps above, sum to >= top_p)
+                whose probabilities, after the steps above, sum to >= top_p; the most
+                likely token is always kept, however small top_p is)
     token = argmax(z + g),  g ~ Gumbel(0, 1) i.i.d.
 
 The Gumbel-max trick draws exactly from ``softmax(z)`` with two tensor ops per token; the noise
@@ -60,9 +61,12 @@ def filter_logits(
         z = z.masked_fill(z < kth, -math.inf)
     if top_p < 1.0:
         sorted_z, order = torch.sort(z, dim=-1, descending=True)
-        cumulative = torch.softmax(sorted_z, dim=-1).cumsum(-1)
+        probs = torch.softmax(sorted_z, dim=-1)
         # Keep a token if the probability of the tokens before it is still short of top_p.
-        drop_sorted = (cumulative - torch.softmax(sorted_z, dim=-1)) >= top_p
+        drop_sorted = (probs.cumsum(-1) - probs) >= top_p
+        # The most likely token always stays: a top_p below float32's resolution (1e-300 is 0
+        # in float32) or rounding in the cumulative sum would otherwise drop every token.
+        drop_sorted[..., 0] = False
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         z = z.masked_fill(drop, -math.inf)
     return z
@@ -115,13 +119,33 @@ class Sampler:
         return row
 
     def __call__(self, logits: Tensor) -> int:
+        """The drawn id.
+
+        Raises:
+            FloatingPointError: the logits hold NaN (a model whose numbers overflowed), or no
+                token may be drawn (every logit ``-inf`` or banned): nothing valid to return.
+        """
         if self.greedy:
-            return int(torch.add(logits, self.ban, out=self._buffer).argmax())
-        if not self.filtered:
-            return int(torch.add(logits, self._noise_row(), out=self._buffer).argmax())
-        cfg = self.config
-        z = filter_logits(logits + self.ban, cfg.temperature, cfg.top_k, cfg.top_p)
-        return int((z + self._noise_row()).argmax())
+            score = torch.add(logits, self.ban, out=self._buffer)
+        elif not self.filtered:
+            score = torch.add(logits, self._noise_row(), out=self._buffer)
+        else:
+            cfg = self.config
+            z = filter_logits(logits + self.ban, cfg.temperature, cfg.top_k, cfg.top_p)
+            score = torch.add(z, self._noise_row(), out=self._buffer)
+        token = int(score.argmax())
+        # argmax picks a NaN if there is one; -inf means that every allowed token was -inf.
+        if not score[token].item() > -math.inf:
+            finite = f"{int(torch.isfinite(logits).sum())} of {logits.numel()} finite"
+            why = (
+                "hold NaN"
+                if bool(torch.isnan(logits).any())
+                else "are -inf for every token allowed"
+            )
+            raise FloatingPointError(
+                f"Sampler: no token can be drawn: the model's logits {why} ({finite})"
+            )
+        return token
 
 
 class TextGenerator:

@@ -89,12 +89,12 @@ class TrainResult:
         return out
 
 
-def set_threads(threads: int) -> None:
-    """``torch.set_num_threads(threads)`` unless 0 (keep torch's default)."""
-    if threads < 0:
-        raise ValueError(f"threads must be >= 0, got {threads}")
-    if threads:
-        torch.set_num_threads(threads)
+def set_threads(threads: int, name: str = "--threads") -> None:
+    """``torch.set_num_threads(threads)`` unless 0 (keep torch's default); bounded by the
+    machine's CPUs (:func:`lstmkit.utils.check_threads`)."""
+    from lstmkit.utils import set_threads as _set
+
+    _set(threads, name)
 
 
 def make_optimizer(cfg: TextgenConfig) -> Adam:

@@ -51,16 +51,54 @@ def _load(models: list[Path] | None):  # -> Translator
         _fail(str(e))
 
 
-def _decoding_overrides(translator, alpha: float | None, beta: float | None) -> None:
+def _decoding_overrides(
+    translator, alpha: float | None, beta: float | None, beam: int | None = None
+) -> None:
+    """``--alpha``/``--beta``/``--beam`` into the translator's config, checked by it (a NaN
+    or negative penalty, a beam below 1: one line and exit status 2)."""
     import dataclasses
 
     changes = {}
-    if alpha is not None:
-        changes["length_penalty"] = alpha
-    if beta is not None:
-        changes["coverage_penalty"] = beta
+    for flag, name, value in (
+        ("--alpha", "length_penalty", alpha),
+        ("--beta", "coverage_penalty", beta),
+        ("--beam", "beam_size", beam),
+    ):
+        if value is None:
+            continue
+        try:
+            dataclasses.replace(translator.cfg, **{name: value})
+        except ValueError as e:
+            _fail(f"{flag}: {e}")
+        changes[name] = value
     if changes:
         translator.cfg = dataclasses.replace(translator.cfg, **changes)
+
+
+def _stdin_lines() -> list[str]:
+    """stdin's lines as UTF-8 text; an undecodable byte fails naming its line and offset."""
+    lines = []
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            lines.append(raw.decode("utf-8").rstrip("\r\n"))
+        except UnicodeDecodeError as e:
+            _fail(
+                f"stdin line {number} is not UTF-8: byte {raw[e.start]:#04x} at offset {e.start} "
+                f"of the line ({e.reason})"
+            )
+    return lines
+
+
+def _argument_lines(sentences: list[str]) -> list[str]:
+    """Command-line sentences; bytes that were not UTF-8 arrive as lone surrogates."""
+    for number, sentence in enumerate(sentences, start=1):
+        try:
+            sentence.encode("utf-8")
+        except UnicodeEncodeError as e:
+            bad = ord(sentence[e.start]) - 0xDC00  # surrogateescape keeps the byte here
+            shown = f"byte {bad:#04x}" if 0 <= bad < 256 else repr(sentence[e.start])
+            _fail(f"sentence {number} is not UTF-8: {shown} at character {e.start}")
+    return list(sentences)
 
 
 @app.command()
@@ -139,7 +177,9 @@ def evaluate(
     if split not in ("train", "validation", "test"):
         _fail(f"--split must be train, validation or test, got {split!r}")
     translator = _load(model)
-    _decoding_overrides(translator, alpha, beta)
+    _decoding_overrides(translator, alpha, beta, beam)
+    if limit is not None and limit < 1:
+        _fail(f"--limit must be >= 1, got {limit}")
     cfg = translator.cfg
     beams = [1, beam or cfg.beam_size] if compare else [beam or cfg.beam_size]
     typer.echo(
@@ -182,12 +222,15 @@ def text(
     """Translate sentences given as arguments, or each line of stdin."""
     from lstmkit.apps.translate.evaluate import save_heatmap
 
+    lines = _argument_lines(sentences) if sentences else _stdin_lines()
     translator = _load(model)
-    _decoding_overrides(translator, alpha, beta)
-    lines = list(sentences) if sentences else [line.rstrip("\n") for line in sys.stdin]
+    _decoding_overrides(translator, alpha, beta, beam)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        results = translator.translate(lines, beam_size=beam)
+        try:
+            results = translator.translate(lines)
+        except ValueError as e:
+            _fail(str(e))
     for w in caught:
         typer.secho(f"warning: {w.message}", fg=typer.colors.YELLOW, err=True)
     for r in results:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
@@ -153,6 +154,13 @@ class TranslateConfig:
             raise ValueError("epochs, early_stopping and lr_patience must be >= 0")
         if self.learning_rate <= 0 or self.clipnorm <= 0 or self.max_decode_ratio <= 0:
             raise ValueError("learning_rate, clipnorm and max_decode_ratio must be positive")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+        for name in ("length_penalty", "coverage_penalty"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
     # -- conversions ----------------------------------------------------------------------
 

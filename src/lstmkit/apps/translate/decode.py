@@ -437,8 +437,18 @@ class Translator:
         """Translate ``lines`` (German); ``beam_size=1`` is greedy search. Empty lines give
         empty translations; over-long lines are cut with a warning."""
         k = self.cfg.beam_size if beam_size is None else beam_size
-        if k < 1:
-            raise ValueError(f"beam_size must be >= 1, got {k}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"beam_size must be an integer >= 1, got {k!r}")
+        for n, line in enumerate(lines):
+            if not isinstance(line, str):
+                raise TypeError(f"lines[{n}] must be a str, got {type(line).__name__}")
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError as e:  # lone surrogates: undecodable bytes of argv/stdin
+                raise ValueError(
+                    f"lines[{n}] is not valid UTF-8 text: character {e.start} is "
+                    f"{line[e.start]!r} (an undecodable byte)"
+                ) from None
         encoded = [encode_source(line, self.src, self.cfg) for line in lines]
         results: list[Translation | None] = [None] * len(lines)
         order = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))

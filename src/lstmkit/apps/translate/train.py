@@ -48,7 +48,7 @@ from lstmkit.training.callbacks import (
 )
 from lstmkit.training.losses import SparseCategoricalCrossentropy
 from lstmkit.training.optimizers import Adam
-from lstmkit.utils import atomic_write
+from lstmkit.utils import atomic_write, set_threads
 
 
 def build_model(cfg: TranslateConfig, src: Vocab, tgt: Vocab) -> GNMT:
@@ -333,13 +333,12 @@ def train(
     ``out_dir`` must hold nothing but an earlier run's files (:data:`RUN_FILES` and
     ``backup/``) unless ``allow_other_files``; other files are never deleted, ``fresh`` or not.
     """
+    set_threads(cfg.threads, "TranslateConfig: threads")
     out_dir = Path(out_dir)
     backup = BackupAndRestore(
         out_dir / BACKUP_DIR, save_freq=100, allow_other_files=allow_other_files
     )
     resumed = _check_run_dir(out_dir, cfg, fresh, backup)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     train_pairs = load_pairs("train", cfg) if train_pairs is None else list(train_pairs)
     val_pairs = load_pairs("validation", cfg) if val_pairs is None else list(val_pairs)

@@ -35,6 +35,8 @@
 #include <ATen/ops/mm.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
+
+#include "checks.h"
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
@@ -73,6 +75,13 @@ constexpr int64_t kMinRowsPerThread = 4;
 // A row-major matrix is the column-major transpose, so C^T = op(B) · A^T in BLAS terms.
 // ------------------------------------------------------------------------------------------
 
+// C (M, N) = beta·C: the product when K = 0 (BLAS rejects a leading dimension of 0).
+template <typename T>
+void scale_only(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
+}
+
 template <typename T>
 void gemm_aten(bool b_transposed, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
                const T* Bm, int64_t ldb, T beta, T* C, int64_t ldc) {
@@ -91,6 +100,7 @@ void gemm_aten(bool b_transposed, int64_t M, int64_t N, int64_t K, const T* A, i
 inline void gemm(bool bt, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (K == 0) return scale_only(M, N, beta, C, ldc);
   if (sgemm_ == nullptr) return gemm_aten<float>(bt, M, N, K, A, lda, B, ldb, beta, C, ldc);
   const int m = int(N), n = int(M), k = int(K), la = int(ldb), lb = int(lda), lc = int(ldc);
   const float one = 1.0f;
@@ -100,6 +110,7 @@ inline void gemm(bool bt, int64_t M, int64_t N, int64_t K, const float* A, int64
 inline void gemm(bool bt, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
                  const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (K == 0) return scale_only(M, N, beta, C, ldc);
   if (dgemm_ == nullptr) return gemm_aten<double>(bt, M, N, K, A, lda, B, ldb, beta, C, ldc);
   const int m = int(N), n = int(M), k = int(K), la = int(ldb), lb = int(lda), lc = int(ldc);
   const double one = 1.0;
@@ -723,13 +734,208 @@ Tensor next_states(const Tensor& buf, bool reverse) {
   return reverse ? buf.narrow(0, 0, T_) : buf.narrow(0, 1, T_);
 }
 
-void check_inputs(const Tensor& xw, const Tensor& w_hh, const OptTensor& mask) {
-  TORCH_CHECK(xw.device().is_cpu(), "lstmkit compiled engine: CPU tensors only");
-  TORCH_CHECK(xw.dim() == 3, "lstmkit compiled engine: xw must be (T, B, G·H)");
-  TORCH_CHECK(xw.scalar_type() == at::kFloat || xw.scalar_type() == at::kDouble,
-              "lstmkit compiled engine: float32 or float64 only");
-  TORCH_CHECK(w_hh.scalar_type() == xw.scalar_type(), "lstmkit compiled engine: dtype mismatch");
-  if (has(mask)) TORCH_CHECK(mask->scalar_type() == at::kBool, "mask must be bool");
+// ------------------------------------------------------------------------------------------
+// Argument checks (checks.h): every tensor of every op, before any buffer is touched.
+// ------------------------------------------------------------------------------------------
+
+using checks::constant;
+using checks::Dim;
+using checks::present;
+using checks::Signature;
+
+// G·H, the width of the gate pre-activations, from H and the number of gate blocks (3 or 4).
+Dim gate_dim(const Signature& s, int64_t G, const Dim& H, const char* what) {
+  const Dim d{G == 3 ? "3·H" : "4·H", G * H.value, H.arg, H.d, G, 0, what};
+  TORCH_CHECK(d.value <= INT_MAX, s.op(), ": ", checks::describe(d),
+              " exceeds the kernel's limit ", INT_MAX);
+  return d;
+}
+
+Dim plus_one(const Dim& T) { return {"T+1", T.value + 1, T.arg, T.d, 1, 1}; }
+
+// rec_mask (G, B, P): one mask per gate block, or (1, B, P): one shared by all blocks.
+void check_rec_mask(const Signature& s, const OptTensor& m, int64_t G, const Dim& B,
+                    const Dim& P) {
+  if (!present(m)) return;
+  s.rank(*m, "rec_mask", {"G", B.sym, P.sym});
+  const bool shared = G == 1 || m->size(0) == 1;
+  const Dim blocks = shared ? constant(1) : Dim{"G", G, nullptr, 0, 1, 0, "gate blocks"};
+  s.shape(*m, "rec_mask", {blocks, B, P}, std::nullopt,
+          G > 1 ? " (or (1, B, P): one mask shared by the gate blocks)" : "");
+}
+
+// The arguments both LSTM ops take, against the sizes read from the op's other arguments.
+void check_lstm_params(const Signature& s, const Dim& T, const Dim& B, const Dim& H,
+                       const Dim& P, const Dim& GH, int64_t G, const Tensor& w_hh,
+                       const OptTensor& b_ih, const OptTensor& b_hh, const OptTensor& peep,
+                       const OptTensor& ln_hh_w, const OptTensor& ln_hh_b,
+                       const OptTensor& ln_c_w, const OptTensor& ln_c_b, const OptTensor& w_hr,
+                       const OptTensor& rmask, const OptTensor& mask) {
+  s.shape(w_hh, "w_hh", {GH, P});
+  s.optional(b_ih, "b_ih", {GH});
+  s.optional(b_hh, "b_hh", {GH});
+  s.optional(peep, "peephole", {constant(3), H});
+  s.together({{"ln_hh_w", &ln_hh_w}, {"ln_hh_b", &ln_hh_b}, {"ln_c_w", &ln_c_w},
+              {"ln_c_b", &ln_c_b}});
+  s.optional(ln_hh_w, "ln_hh_w", {GH});
+  s.optional(ln_hh_b, "ln_hh_b", {GH});
+  s.optional(ln_c_w, "ln_c_w", {H});
+  s.optional(ln_c_b, "ln_c_b", {H});
+  if (present(w_hr)) {
+    s.shape(*w_hr, "w_hr", {P, H});
+  } else {
+    TORCH_CHECK(P.value == H.value, s.prefix("w_hr"),
+                " is absent (no projection), so P must equal H, got ", checks::describe(P),
+                " and ", checks::describe(H));
+  }
+  check_rec_mask(s, rmask, G, B, P);
+  s.optional(mask, "mask", {B, T}, at::kBool);
+}
+
+void check_lstm_forward(const Tensor& xw, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                        const OptTensor& b_ih, const OptTensor& b_hh, const OptTensor& peep,
+                        const OptTensor& ln_hh_w, const OptTensor& ln_hh_b,
+                        const OptTensor& ln_c_w, const OptTensor& ln_c_b, const OptTensor& w_hr,
+                        const OptTensor& rmask, const OptTensor& mask, bool coupled) {
+  Signature s("lstmkit_compiled.lstm_forward");
+  s.floating(xw, "xw");
+  s.rank(xw, "xw", {"T", "B", "G·H"});
+  s.rank(c0, "c0", {"B", "H"});
+  s.rank(h0, "h0", {"B", "P"});
+  const Dim T = s.dim("T", xw, "xw", 0), B = s.dim("B", xw, "xw", 1);
+  const Dim H = s.dim("H", c0, "c0", 1), P = s.dim("P", h0, "h0", 1);
+  const int64_t G = coupled ? 3 : 4;
+  const Dim GH = gate_dim(s, G, H, coupled ? "gate blocks (coupled=true)" : "gate blocks");
+  s.shape(xw, "xw", {T, B, GH});
+  s.shape(h0, "h0", {B, P});
+  s.shape(c0, "c0", {B, H});
+  check_lstm_params(s, T, B, H, P, GH, G, w_hh, b_ih, b_hh, peep, ln_hh_w, ln_hh_b, ln_c_w,
+                    ln_c_b, w_hr, rmask, mask);
+}
+
+// saved = lstm_forward's result [hbuf, cbuf, gates, tc, out, hh_xhat, hh_rstd, c_xhat, c_rstd];
+// out is not read (the gradient d_out is).
+void check_lstm_backward(const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
+                         const OptTensor& peep, const OptTensor& ln_hh_w,
+                         const OptTensor& ln_hh_b, const OptTensor& ln_c_w,
+                         const OptTensor& ln_c_b, const OptTensor& w_hr, const OptTensor& rmask,
+                         const OptTensor& mask, bool coupled, at::TensorList saved,
+                         const OptTensor& d_hbuf, const OptTensor& d_cbuf,
+                         const OptTensor& d_gates, const OptTensor& d_out) {
+  Signature s("lstmkit_compiled.lstm_backward");
+  s.list(saved, "saved", 9, "that lstm_forward returned with keep=true");
+  s.floating(saved[2], "saved[2]");
+  s.rank(saved[2], "saved[2]", {"T", "B", "4·H"});  // gates
+  s.rank(saved[1], "saved[1]", {"T+1", "B", "H"});  // cbuf
+  s.rank(saved[0], "saved[0]", {"T+1", "B", "P"});  // hbuf
+  const Dim T = s.dim("T", saved[2], "saved[2]", 0), B = s.dim("B", saved[2], "saved[2]", 1);
+  const Dim H = s.dim("H", saved[1], "saved[1]", 2), P = s.dim("P", saved[0], "saved[0]", 2);
+  const Dim T1 = plus_one(T), H4 = gate_dim(s, 4, H, "recorded gates i, f, g, o");
+  s.shape(saved[2], "saved[2]", {T, B, H4});
+  s.shape(saved[0], "saved[0]", {T1, B, P});
+  s.shape(saved[1], "saved[1]", {T1, B, H});
+  s.shape(saved[3], "saved[3]", {T, B, H});  // tanh(c)
+  const int64_t G = coupled ? 3 : 4;
+  const Dim GH = gate_dim(s, G, H, coupled ? "gate blocks (coupled=true)" : "gate blocks");
+  check_lstm_params(s, T, B, H, P, GH, G, w_hh, b_ih, b_hh, peep, ln_hh_w, ln_hh_b, ln_c_w,
+                    ln_c_b, w_hr, rmask, mask);
+  if (present(ln_hh_w)) {  // the layer norms' statistics
+    s.shape(saved[5], "saved[5]", {T, B, GH});
+    s.shape(saved[6], "saved[6]", {T, B});
+    s.shape(saved[7], "saved[7]", {T, B, H});
+    s.shape(saved[8], "saved[8]", {T, B});
+  }
+  s.optional(d_hbuf, "d_hbuf", {T1, B, P});
+  s.optional(d_cbuf, "d_cbuf", {T1, B, H});
+  s.optional(d_gates, "d_gates", {T, B, H4});
+  s.optional(d_out, "d_out", {T, B, P});
+}
+
+void check_gru_params(const Signature& s, const Dim& T, const Dim& B, const Dim& H,
+                      const Dim& H3, const Tensor& w_hh, const OptTensor& b_ih,
+                      const OptTensor& b_hh, const OptTensor& rmask, const OptTensor& mask) {
+  s.shape(w_hh, "w_hh", {H3, H});
+  s.optional(b_ih, "b_ih", {H3});
+  s.optional(b_hh, "b_hh", {H3});
+  check_rec_mask(s, rmask, 3, B, H);
+  s.optional(mask, "mask", {B, T}, at::kBool);
+}
+
+void check_gru_forward(const Tensor& xw, const Tensor& h0, const Tensor& w_hh,
+                       const OptTensor& b_ih, const OptTensor& b_hh, const OptTensor& rmask,
+                       const OptTensor& mask) {
+  Signature s("lstmkit_compiled.gru_forward");
+  s.floating(xw, "xw");
+  s.rank(xw, "xw", {"T", "B", "3·H"});
+  s.rank(h0, "h0", {"B", "H"});
+  const Dim T = s.dim("T", xw, "xw", 0), B = s.dim("B", xw, "xw", 1);
+  const Dim H = s.dim("H", h0, "h0", 1), H3 = gate_dim(s, 3, H, "gate blocks r, z, n");
+  s.shape(xw, "xw", {T, B, H3});
+  s.shape(h0, "h0", {B, H});
+  check_gru_params(s, T, B, H, H3, w_hh, b_ih, b_hh, rmask, mask);
+}
+
+// saved = gru_forward's [hbuf, gates, hn].
+void check_gru_backward(const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
+                        const OptTensor& rmask, const OptTensor& mask, at::TensorList saved,
+                        const OptTensor& d_hbuf, const OptTensor& d_gates,
+                        const OptTensor& d_out) {
+  Signature s("lstmkit_compiled.gru_backward");
+  s.list(saved, "saved", 3, "hbuf, gates, hn that gru_forward returned with keep=true");
+  s.floating(saved[1], "saved[1]");
+  s.rank(saved[1], "saved[1]", {"T", "B", "3·H"});  // gates
+  s.rank(saved[0], "saved[0]", {"T+1", "B", "H"});  // hbuf
+  const Dim T = s.dim("T", saved[1], "saved[1]", 0), B = s.dim("B", saved[1], "saved[1]", 1);
+  const Dim H = s.dim("H", saved[0], "saved[0]", 2), T1 = plus_one(T);
+  const Dim H3 = gate_dim(s, 3, H, "gate blocks r, z, n");
+  s.shape(saved[1], "saved[1]", {T, B, H3});
+  s.shape(saved[0], "saved[0]", {T1, B, H});
+  s.shape(saved[2], "saved[2]", {T, B, H});  // hn
+  check_gru_params(s, T, B, H, H3, w_hh, b_ih, b_hh, rmask, mask);
+  s.optional(d_hbuf, "d_hbuf", {T1, B, H});
+  s.optional(d_gates, "d_gates", {T, B, H3});
+  s.optional(d_out, "d_out", {T, B, H});
+}
+
+void check_rnn_params(const Signature& s, const Dim& T, const Dim& B, const Dim& H,
+                      const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
+                      const OptTensor& rmask, const OptTensor& mask) {
+  s.shape(w_hh, "w_hh", {H, H});
+  s.optional(b_ih, "b_ih", {H});
+  s.optional(b_hh, "b_hh", {H});
+  check_rec_mask(s, rmask, 1, B, H);
+  s.optional(mask, "mask", {B, T}, at::kBool);
+}
+
+void check_rnn_forward(const Tensor& xw, const Tensor& h0, const Tensor& w_hh,
+                       const OptTensor& b_ih, const OptTensor& b_hh, const OptTensor& rmask,
+                       const OptTensor& mask) {
+  Signature s("lstmkit_compiled.rnn_forward");
+  s.floating(xw, "xw");
+  s.rank(xw, "xw", {"T", "B", "H"});
+  s.rank(h0, "h0", {"B", "H"});
+  const Dim T = s.dim("T", xw, "xw", 0), B = s.dim("B", xw, "xw", 1), H = s.dim("H", h0, "h0", 1);
+  s.shape(xw, "xw", {T, B, H});
+  s.shape(h0, "h0", {B, H});
+  check_rnn_params(s, T, B, H, w_hh, b_ih, b_hh, rmask, mask);
+}
+
+// saved = rnn_forward's [hbuf, hcomp].
+void check_rnn_backward(const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
+                        const OptTensor& rmask, const OptTensor& mask, at::TensorList saved,
+                        const OptTensor& d_hbuf, const OptTensor& d_out) {
+  Signature s("lstmkit_compiled.rnn_backward");
+  s.list(saved, "saved", 2, "hbuf, hcomp that rnn_forward returned with keep=true");
+  s.floating(saved[1], "saved[1]");
+  s.rank(saved[1], "saved[1]", {"T", "B", "H"});    // hcomp
+  s.rank(saved[0], "saved[0]", {"T+1", "B", "H"});  // hbuf
+  const Dim T = s.dim("T", saved[1], "saved[1]", 0), B = s.dim("B", saved[1], "saved[1]", 1);
+  const Dim H = s.dim("H", saved[0], "saved[0]", 2), T1 = plus_one(T);
+  s.shape(saved[1], "saved[1]", {T, B, H});
+  s.shape(saved[0], "saved[0]", {T1, B, H});
+  check_rnn_params(s, T, B, H, w_hh, b_ih, b_hh, rmask, mask);
+  s.optional(d_hbuf, "d_hbuf", {T1, B, H});
+  s.optional(d_out, "d_out", {T, B, H});
 }
 
 Tensor contig(const OptTensor& t) {
@@ -748,7 +954,7 @@ LSTMData<T> lstm_data(const Tensor& xw, const Tensor& w_hh, const Tensor& b_hh,
   a.B = xw.size(1);
   a.GH = xw.size(2);
   a.H = H;
-  a.G = a.GH / H;
+  a.G = coupled ? 3 : 4;  // (not GH / H: H may be 0)
   a.P = w_hh.size(1);
   a.Gm = rmask.defined() ? rmask.size(0) : 0;
   a.coupled = coupled;
@@ -780,7 +986,8 @@ std::vector<Tensor> lstm_forward(const Tensor& xw_in, const Tensor& h0, const Te
                                  const OptTensor& ln_c_b_in, const OptTensor& w_hr_in,
                                  const OptTensor& rmask_in, const OptTensor& mask_in,
                                  bool coupled, bool reverse, bool zero_out, bool keep) {
-  check_inputs(xw_in, w_hh_in, mask_in);
+  check_lstm_forward(xw_in, h0, c0, w_hh_in, b_ih_in, b_hh_in, peep_in, ln_hh_w_in, ln_hh_b_in,
+                     ln_c_w_in, ln_c_b_in, w_hr_in, rmask_in, mask_in, coupled);
   const Tensor xw = xw_in.contiguous(), w_hh = w_hh_in.contiguous();
   // Both biases add to the pre-activations z: one vector b_ih + b_hh.
   const Tensor b_hh = has(b_ih_in) && has(b_hh_in) ? b_ih_in->add(*b_hh_in)
@@ -832,21 +1039,27 @@ std::vector<Tensor> lstm_backward(
     const OptTensor& rmask_in, const OptTensor& mask_in, bool coupled, bool reverse,
     bool zero_out, at::TensorList saved, const OptTensor& d_hbuf_in, const OptTensor& d_cbuf_in,
     const OptTensor& d_gates_in, const OptTensor& d_out_in) {
-  const Tensor &hbuf = saved[0], &cbuf = saved[1], &gates = saved[2], &tc = saved[3];
-  check_inputs(gates, w_hh_in, mask_in);
+  check_lstm_backward(w_hh_in, b_ih_in, b_hh_in, peep_in, ln_hh_w_in, ln_hh_b_in, ln_c_w_in,
+                      ln_c_b_in, w_hr_in, rmask_in, mask_in, coupled, saved, d_hbuf_in, d_cbuf_in,
+                      d_gates_in, d_out_in);
+  const Tensor hbuf = saved[0].contiguous(), cbuf = saved[1].contiguous(),
+               gates = saved[2].contiguous(), tc = saved[3].contiguous();
   const Tensor w_hh = w_hh_in.contiguous();
   const Tensor b_hh = contig(b_hh_in), peep = contig(peep_in), ln_hh_w = contig(ln_hh_w_in),
                ln_hh_b = contig(ln_hh_b_in), ln_c_w = contig(ln_c_w_in),
                ln_c_b = contig(ln_c_b_in), w_hr = contig(w_hr_in), rmask = contig(rmask_in),
                mask = contig(mask_in);
-  const Tensor &hh_xhat = saved[5], &hh_rstd = saved[6], &c_xhat = saved[7],
-               &c_rstd = saved[8];
+  // The layer norms' statistics (read, and checked, only with layer norm); saved[4] is not read.
+  const bool ln = ln_hh_w.defined(), proj = w_hr.defined();
+  const Tensor hh_xhat = ln ? saved[5].contiguous() : Tensor(),
+               hh_rstd = ln ? saved[6].contiguous() : Tensor(),
+               c_xhat = ln ? saved[7].contiguous() : Tensor(),
+               c_rstd = ln ? saved[8].contiguous() : Tensor();
   const Tensor d_hbuf = contig(d_hbuf_in), d_cbuf = contig(d_cbuf_in),
                d_gates = contig(d_gates_in), d_out = contig(d_out_in);
   const int64_t T_ = gates.size(0), B = gates.size(1), GH = w_hh.size(0), H = cbuf.size(2),
                 P = hbuf.size(2);
   auto o = gates.options();
-  const bool ln = ln_hh_w.defined(), proj = w_hr.defined();
   Tensor dxw = at::empty({T_, B, GH}, o);
   Tensor dhw = ln ? at::empty({T_, B, GH}, o) : dxw;
   Tensor dhs = proj ? at::empty({T_, B, P}, o) : Tensor();
@@ -881,7 +1094,7 @@ std::vector<Tensor> lstm_backward(
   });
   // Parameter gradients: one GEMM / reduction over all T·B rows.
   const Tensor h_prev = prev_states(hbuf, reverse);
-  Tensor d_w_hh = weight_grad(dhw, h_prev, opt(rmask), rmask.defined() ? GH / H : 1);
+  Tensor d_w_hh = weight_grad(dhw, h_prev, opt(rmask), rmask.defined() ? (coupled ? 3 : 4) : 1);
   const Tensor total = sums.sum(0).to(o.dtype());
   auto part = [&](int64_t offset, int64_t n) { return total.narrow(0, offset, n); };
   // b_ih and b_hh add to z (after the layer norms): both gradients are Σ dz.
@@ -1117,7 +1330,7 @@ std::vector<Tensor> gru_forward(const Tensor& xw_in, const Tensor& h0, const Ten
                                 const OptTensor& rmask_in,
                                 const OptTensor& mask_in, bool reset_after, bool reverse,
                                 bool zero_out, bool keep) {
-  check_inputs(xw_in, w_hh_in, mask_in);
+  check_gru_forward(xw_in, h0, w_hh_in, b_ih_in, b_hh_in, rmask_in, mask_in);
   const Tensor xw = xw_in.contiguous(), w_hh = w_hh_in.contiguous(), b_hh = contig(b_hh_in),
                b_ih = contig(b_ih_in), rmask = contig(rmask_in), mask = contig(mask_in);
   const int64_t T_ = xw.size(0), B = xw.size(1), H = h0.size(1);
@@ -1153,8 +1366,10 @@ std::vector<Tensor> gru_backward(const Tensor& w_hh_in, const OptTensor& b_ih_in
                                  bool zero_out, at::TensorList saved,
                                  const OptTensor& d_hbuf_in, const OptTensor& d_gates_in,
                                  const OptTensor& d_out_in) {
-  const Tensor &hbuf = saved[0], &gates = saved[1], &hn = saved[2];
-  check_inputs(gates, w_hh_in, mask_in);
+  check_gru_backward(w_hh_in, b_ih_in, b_hh_in, rmask_in, mask_in, saved, d_hbuf_in, d_gates_in,
+                     d_out_in);
+  const Tensor hbuf = saved[0].contiguous(), gates = saved[1].contiguous(),
+               hn = saved[2].contiguous();
   const Tensor w_hh = w_hh_in.contiguous(), b_hh = contig(b_hh_in), rmask = contig(rmask_in),
                mask = contig(mask_in);
   const Tensor d_hbuf = contig(d_hbuf_in), d_gates = contig(d_gates_in),
@@ -1316,7 +1531,7 @@ std::vector<Tensor> rnn_forward(const Tensor& xw_in, const Tensor& h0, const Ten
                                 const OptTensor& b_ih_in, const OptTensor& b_hh_in,
                                 const OptTensor& rmask_in, const OptTensor& mask_in, bool relu,
                                 bool reverse, bool zero_out, bool keep) {
-  check_inputs(xw_in, w_hh_in, mask_in);
+  check_rnn_forward(xw_in, h0, w_hh_in, b_ih_in, b_hh_in, rmask_in, mask_in);
   const Tensor xw = xw_in.contiguous(), w_hh = w_hh_in.contiguous(),
                rmask = contig(rmask_in), mask = contig(mask_in);
   // Both biases add to the pre-activation: one vector b_ih + b_hh.
@@ -1347,8 +1562,8 @@ std::vector<Tensor> rnn_backward(const Tensor& w_hh_in, const OptTensor& b_ih_in
                                  const OptTensor& mask_in, bool relu, bool reverse,
                                  bool zero_out, at::TensorList saved,
                                  const OptTensor& d_hbuf_in, const OptTensor& d_out_in) {
-  const Tensor &hbuf = saved[0], &hcomp = saved[1];
-  check_inputs(hcomp, w_hh_in, mask_in);
+  check_rnn_backward(w_hh_in, b_ih_in, b_hh_in, rmask_in, mask_in, saved, d_hbuf_in, d_out_in);
+  const Tensor hbuf = saved[0].contiguous(), hcomp = saved[1].contiguous();
   const Tensor w_hh = w_hh_in.contiguous(), b_hh = contig(b_hh_in), rmask = contig(rmask_in),
                mask = contig(mask_in);
   const Tensor d_hbuf = contig(d_hbuf_in), d_out = contig(d_out_in);
