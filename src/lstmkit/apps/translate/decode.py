@@ -417,13 +417,14 @@ class Translator:
         models = [first]
         for other in more:
             model = _load_translation_model(other)
-            _vocabs(other, model)
+            assets = AssetReader(other, "translate", model.assets).assets
             for side, language in (("src_spm", "German"), ("tgt_spm", "English")):
-                if model.assets[side] != first.assets[side]:
+                if assets.get(side) != first.assets[side]:
                     raise ValueError(
                         f"{other}: its {language} vocabulary differs from {path}'s; an ensemble "
                         f"needs models trained with the same vocabularies"
                     )
+            _vocabs(other, model)  # the same text as the first file's, but its own embeddings
             models.append(model)
         return cls(Ensemble(models), src, tgt, cfg)
 
