@@ -114,13 +114,16 @@ def detect(path: str | os.PathLike[str]) -> str:
     """The application of the model file at ``path``.
 
     Raises:
-        ValueError: the file is an lstmkit model that no application wrote (or not a model).
+        ModelFileError: (a ``ValueError``) the file is an lstmkit model that no application
+            wrote, or not a model file.
     """
+    from lstmkit.models import ModelFileError
+
     assets = read_assets(path)
     app = app_of_assets(assets)
     if app is None:
         keys = ", ".join(sorted(assets)) or "none"
-        raise ValueError(
+        raise ModelFileError(
             f"{path}: an lstmkit model file, but not one written by an lstmkit application "
             f"(sentiment, textgen, translate or speech train); its assets have keys: {keys}"
         )
