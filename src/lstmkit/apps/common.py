@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import math
 import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -118,6 +119,8 @@ class ConfigMixin:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
             check_type(owner, f.name, value, hints[f.name])
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{owner}: {f.name} must be a finite number, got {value!r}")
             choices = f.metadata.get("choices")
             if choices and value not in choices:
                 raise ValueError(

@@ -20,6 +20,7 @@ returns the rows of the comparison table (task, length, cell, final error, solve
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -33,6 +34,11 @@ from lstmkit.inspect.tasks import Task, get_task
 CELLS = ("rnn", "gru", "lstm")
 CELL_NAMES = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
 INITS = ("keras", "chrono")
+
+
+RUN_LIMITS = {"length": 100_000, "units": 8192, "batch_size": 65_536, "eval_size": 1_000_000}
+"""Upper bounds of a run's sizes: beyond them a typo (``--units 1000000000000``) fails to
+allocate or runs for days instead of saying what is wrong."""
 
 
 @dataclass
@@ -56,6 +62,16 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         get_task(self.task)
+        for f in dataclasses.fields(self):  # numbers must be numbers ({name}=True is not 1)
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, bool) or not isinstance(default, int | float):
+                continue
+            wanted = int if isinstance(default, int) else (int, float)
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                kind = "an integer" if wanted is int else "a number"
+                raise TypeError(f"{f.name} must be {kind}, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         if self.init not in INITS:
@@ -64,10 +80,30 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            top = RUN_LIMITS.get(name)
+            if top is not None and value > top:
+                raise ValueError(
+                    f"{name} must be at most {top:,} (these runs are experiments on one "
+                    f"machine), got {value:,}"
+                )
         if not self.budget_minutes > 0:
             raise ValueError(f"budget_minutes must be > 0, got {self.budget_minutes!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        for name in ("learning_rate", "clipnorm", "budget_minutes"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not self.clipnorm > 0:
+            raise ValueError(f"clipnorm must be > 0, got {self.clipnorm!r}")
+        if self.max_steps is not None and (
+            isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
+            or self.max_steps < 1
+        ):  # fmt: skip
+            raise ValueError(
+                f"max_steps must be None or a positive integer, got {self.max_steps!r}"
+            )
 
 
 @dataclass

@@ -139,8 +139,15 @@ def export(
 
     The sentiment graph maps token ids to p(positive); the textgen step function maps token ids
     and the LSTM states to logits and the new states. Batch and time axes are dynamic."""
+    from torch.onnx._constants import ONNX_MAX_OPSET
+
     from lstmkit.serve.onnx_export import export_onnx
 
+    if opset > ONNX_MAX_OPSET:
+        raise typer.BadParameter(
+            f"{opset} is above {ONNX_MAX_OPSET}, the newest opset this torch exports",
+            param_hint="--opset",
+        )
     report = export_onnx(model_file, out, opset=opset, check=check)
     typer.echo(report.describe())
 

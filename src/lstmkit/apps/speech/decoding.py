@@ -75,6 +75,11 @@ def ctc_greedy_decode(
     return out
 
 
+MAX_BEAM_SIZE = 1024
+"""The widest prefix beam search: each frame scores ``beam_size × classes`` extensions, so an
+unbounded width (``10**12``) never finishes."""
+
+
 def ctc_prefix_beam_search(
     log_probs: torch.Tensor | np.ndarray, beam_size: int = 8, blank: int = 0
 ) -> list[tuple[list[int], float]]:
@@ -106,8 +111,14 @@ def ctc_prefix_beam_search(
         raise ValueError(
             f"ctc_prefix_beam_search: expected log_probs of shape (T, C), got {tuple(x.shape)}"
         )
-    if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
-        raise ValueError(f"ctc_prefix_beam_search: expected beam_size ≥ 1, got {beam_size!r}")
+    if (
+        isinstance(beam_size, bool)
+        or not isinstance(beam_size, int)
+        or not 1 <= beam_size <= MAX_BEAM_SIZE
+    ):
+        raise ValueError(
+            f"ctc_prefix_beam_search: expected beam_size in [1, {MAX_BEAM_SIZE}], got {beam_size!r}"
+        )
     _check_blank("ctc_prefix_beam_search", blank, x.shape[1])
     frames = x.detach().to("cpu", torch.float64).tolist()  # (T, C) as Python floats
 

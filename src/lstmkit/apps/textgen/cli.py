@@ -37,6 +37,10 @@ ModelOption = Annotated[
     Path,
     typer.Option("--model", "-m", help="Model file written by `lstmkit textgen train`."),
 ]
+MAX_LENGTH = 1_000_000
+"""The most tokens one ``generate`` produces (minutes at the measured speed): a bound, so that
+a typo such as ``--length 1000000000000`` does not run for days."""
+
 ThreadsOption = Annotated[
     int,
     typer.Option(
@@ -242,8 +246,11 @@ def generate(
     sampling = SamplingConfig(
         temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, allow_unknown=allow_unknown
     )
-    if length < 0:
-        raise ValueError(f"--length must be >= 0, got {length}")
+    if not 0 <= length <= MAX_LENGTH:
+        raise ValueError(
+            f"--length must be between 0 and {MAX_LENGTH:,} tokens, got {length} (generate "
+            f"longer texts in several runs, --prompt carrying on from the last)"
+        )
     lm = LanguageModel.load(model)
     generator = TextGenerator(lm, backend=backend, weights=weights)
     generator.encode_prompt(prompt, unknown)  # fail on unknown characters before printing

@@ -29,6 +29,13 @@ def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+MAX_BEAM_SIZE = 256
+"""The widest beam: the search keeps ``beam_size`` decoder states per sentence in memory."""
+MAX_LENGTH_PENALTY = 10.0
+"""The largest GNMT length-normalisation exponent α (``((5 + |Y|) / 6) ** α`` overflows
+beyond)."""
+
+
 @dataclass
 class TranslateConfig:
     """Every setting of a translation run (data, vocabulary, model, training, decoding)."""
@@ -114,6 +121,16 @@ class TranslateConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field with an impossible value."""
+        for f in dataclasses.fields(self):  # numbers must be numbers ({name}=True is not 1)
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, bool) or not isinstance(default, int | float):
+                continue
+            wanted = int if isinstance(default, int) else (int, float)
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                kind = "an integer" if wanted is int else "a number"
+                raise TypeError(f"{f.name} must be {kind}, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
         positive = (
             "src_vocab_size",
             "tgt_vocab_size",
@@ -150,15 +167,23 @@ class TranslateConfig:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
         if self.phrases < -1:
             raise ValueError(f"phrases must be -1 (all), 0 or a count, got {self.phrases}")
-        if self.epochs < 0 or self.early_stopping < 0 or self.lr_patience < 0:
-            raise ValueError("epochs, early_stopping and lr_patience must be >= 0")
+        for name in ("epochs", "early_stopping", "lr_patience", "seed", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.learning_rate <= 0 or self.clipnorm <= 0 or self.max_decode_ratio <= 0:
             raise ValueError("learning_rate, clipnorm and max_decode_ratio must be positive")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{f.name} must be a finite number, got {value!r}")
-        for name in ("length_penalty", "coverage_penalty"):
+        if self.beam_size > MAX_BEAM_SIZE:
+            raise ValueError(f"beam_size must be at most {MAX_BEAM_SIZE}, got {self.beam_size}")
+        if self.length_penalty > MAX_LENGTH_PENALTY:
+            raise ValueError(
+                f"length_penalty must be at most {MAX_LENGTH_PENALTY} (GNMT uses 0.6-1), got "
+                f"{self.length_penalty!r}"
+            )
+        for name in ("length_penalty", "coverage_penalty", "max_minutes", "min_learning_rate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
