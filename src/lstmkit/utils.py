@@ -7,6 +7,8 @@ True
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import random
 import re
@@ -76,6 +78,26 @@ def set_threads(threads: object, name: str = "threads") -> None:
     """``torch.set_num_threads(threads)`` after :func:`check_threads`; 0 keeps torch's setting."""
     if check_threads(threads, name):
         torch.set_num_threads(int(threads))  # type: ignore[arg-type]
+
+
+def check_number_fields(config: object) -> None:
+    """Checks a dataclass's numbers: a field whose default is an ``int`` must hold an ``int``,
+    one whose default is a ``float`` an ``int`` or a ``float`` (``True`` is neither), and no
+    field may hold a NaN or an infinity. Ranges are the caller's to check.
+
+    Raises:
+        TypeError: ``"{name} must be an integer|a number, got {value!r}"``.
+        ValueError: ``"{name} must be a finite number, got {value!r}"``.
+    """
+    for f in dataclasses.fields(config):  # type: ignore[arg-type]
+        value, default = getattr(config, f.name), f.default
+        if not isinstance(default, bool) and isinstance(default, int | float):
+            wanted = int if isinstance(default, int) else (int, float)
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                kind = "an integer" if wanted is int else "a number"
+                raise TypeError(f"{f.name} must be {kind}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, got {value!r}")
 
 
 _NAME_COUNTS: defaultdict[str, int] = defaultdict(int)

@@ -20,7 +20,6 @@ returns the rows of the comparison table (task, length, cell, final error, solve
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from lstmkit.inspect.tasks import Task, get_task
+from lstmkit.utils import check_number_fields
 
 CELLS = ("rnn", "gru", "lstm")
 CELL_NAMES = {"rnn": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
@@ -62,23 +62,14 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         get_task(self.task)
-        for f in dataclasses.fields(self):  # numbers must be numbers ({name}=True is not 1)
-            value, default = getattr(self, f.name), f.default
-            if isinstance(default, bool) or not isinstance(default, int | float):
-                continue
-            wanted = int if isinstance(default, int) else (int, float)
-            if isinstance(value, bool) or not isinstance(value, wanted):
-                kind = "an integer" if wanted is int else "a number"
-                raise TypeError(f"{f.name} must be {kind}, got {value!r}")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+        check_number_fields(self)  # numbers must be numbers (True is not 1), and finite
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         for name in ("length", "units", "batch_size", "eval_every", "eval_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
             top = RUN_LIMITS.get(name)
             if top is not None and value > top:
@@ -90,10 +81,7 @@ class RunConfig:
             raise ValueError(f"budget_minutes must be > 0, got {self.budget_minutes!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        for name in ("learning_rate", "clipnorm", "budget_minutes"):
-            if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        if self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not self.clipnorm > 0:
             raise ValueError(f"clipnorm must be > 0, got {self.clipnorm!r}")

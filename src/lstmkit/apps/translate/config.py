@@ -18,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
+
+from lstmkit.utils import check_number_fields
 
 ATTENTIONS = ("luong", "bahdanau", "none")
 
@@ -121,16 +122,7 @@ class TranslateConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field with an impossible value."""
-        for f in dataclasses.fields(self):  # numbers must be numbers ({name}=True is not 1)
-            value, default = getattr(self, f.name), f.default
-            if isinstance(default, bool) or not isinstance(default, int | float):
-                continue
-            wanted = int if isinstance(default, int) else (int, float)
-            if isinstance(value, bool) or not isinstance(value, wanted):
-                kind = "an integer" if wanted is int else "a number"
-                raise TypeError(f"{f.name} must be {kind}, got {value!r}")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+        check_number_fields(self)  # numbers must be numbers (True is not 1), and finite
         positive = (
             "src_vocab_size",
             "tgt_vocab_size",
@@ -172,10 +164,6 @@ class TranslateConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.learning_rate <= 0 or self.clipnorm <= 0 or self.max_decode_ratio <= 0:
             raise ValueError("learning_rate, clipnorm and max_decode_ratio must be positive")
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
         if self.beam_size > MAX_BEAM_SIZE:
             raise ValueError(f"beam_size must be at most {MAX_BEAM_SIZE}, got {self.beam_size}")
         if self.length_penalty > MAX_LENGTH_PENALTY:
