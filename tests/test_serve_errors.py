@@ -293,3 +293,57 @@ def test_cli_serve_and_export_errors(files, tmp_path):
     result = runner.invoke(app, ["export", str(files["speech"]), str(tmp_path / "s.onnx")])
     assert result.exit_code == 1 and "is a speech model; ONNX export covers" in result.output
     assert not (tmp_path / "s.onnx").exists()
+
+
+def test_cli_serve_refuses_a_busy_port_and_bad_connection_limits(files):
+    from lstmkit.cli import app
+
+    runner = CliRunner()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", str(files["sentiment"]), "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    flags = ["--timeout", "--max-body-mb", "--max-upload-mb", "--header-timeout"]
+    flags += ["--read-timeout", "--keep-alive"]
+    for flag in flags:
+        for value in ("0", "nan", "inf", "1e400", "-1"):
+            result = runner.invoke(app, ["serve", str(files["sentiment"]), flag, value])
+            assert result.exit_code == 2 and flag in result.output, (flag, value, result.output)
+    limits = ["--max-slow-connections", "50", "--max-connections", "50"]
+    result = runner.invoke(app, ["serve", str(files["sentiment"]), *limits])
+    words = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "not below --max-connections (50)" in words, words
+
+
+def test_a_model_whose_numbers_overflow_is_a_500_not_a_null(files, tmp_path):
+    """Weights that are finite on disk (so the file loads) but give NaN on an input: the
+    service answers 500 naming the model, never 200 with ``probability: null``; and text
+    generation from NaN logits likewise."""
+    import torch
+
+    from test_serve_models import make_textgen
+
+    textgen = make_textgen(tmp_path / "tg.lstmkit")
+    app = create_app([str(files["sentiment"]), str(textgen)], workers=1)
+    handlers = app.state.registry.handlers
+    with torch.no_grad():
+        for h in handlers.values():
+            model = h.classifier.model if h.app == "sentiment" else h.lm.model
+            for w in model.parameters():
+                w.fill_(float("nan"))
+            if h.app == "textgen":  # its generators copied the weights when made
+                h._pool.get()
+                h._pool.put(h._new_generator())
+    with LiveServer(app) as live, httpx.Client(base_url=live.url, timeout=30) as c:
+        r = c.post("/v1/sentiment", json={"text": "a good film"})
+        assert r.status_code == 500, r.text
+        assert "model 'sentiment' computed the probability = nan" in r.json()["detail"]
+        r = c.post("/v1/gates", json={"text": "a good film", "model": "sentiment"})
+        assert r.status_code == 500 and "not a finite number" in r.json()["detail"]
+        r = c.post("/v1/generate", json={"prompt": "ab", "length": 5, "seed": 1})
+        assert r.status_code == 500, r.text
+        assert "not finite" in r.json()["detail"] and "NaN" in r.json()["detail"]
+        assert c.get("/health").json()["status"] == "ok"

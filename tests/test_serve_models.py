@@ -203,13 +203,15 @@ def test_assets_markers():
 class LiveServer:
     """``app`` served by uvicorn on a free loopback port, in a background thread."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, limits=None) -> None:
         import threading
 
         import uvicorn
 
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
+        from lstmkit.serve.connections import server_config
+
+        self.config = server_config(app, "127.0.0.1", 0, limits, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:

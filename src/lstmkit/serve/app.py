@@ -26,6 +26,11 @@ How requests are kept from hurting the service (:mod:`lstmkit.serve.limits`):
   is skipped; a running one finishes in the background, its result dropped); generation stops
   itself at 90% of the time limit and says so (``finish_reason: "time_limit"``). More than
   ``max_pending`` requests waiting for the workers get a 503 at once.
+* **Connections.** ``lstmkit serve`` (and :func:`lstmkit.serve.connections.server_config`) runs
+  uvicorn with header and body read timeouts and a cap on connections still sending a request,
+  so idle and slow-drip clients are closed with a 408 (:mod:`lstmkit.serve.connections`).
+* **Numbers.** A model that computes NaN or infinity for an input is answered 500 naming the
+  model (``ModelFault``), never 200 with ``null``.
 
 Every error is JSON ``{"detail": "<what went wrong and what was expected>"}`` (validation errors
 add ``"errors"``: pydantic's list), and the service keeps serving afterwards.
@@ -154,6 +159,9 @@ def _model_errors(e: Exception) -> HTTPException:
         return HTTPException(415, str(e))
     if isinstance(e, h.NotSupported):
         return HTTPException(400, str(e))
+    if isinstance(e, FloatingPointError):  # ModelFault, the text sampler's NaN logits
+        log.error("non-finite model output: %s", e)
+        return HTTPException(500, f"the model's numbers are not finite: {e}")
     if isinstance(e, (ValueError, TypeError)):  # the application's own input checks
         return HTTPException(422, str(e))
     log.exception("internal error", exc_info=e)

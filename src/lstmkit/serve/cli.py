@@ -77,12 +77,43 @@ def serve(
     max_upload_mb: Annotated[
         float, typer.Option(help="Largest audio upload, in MiB.", min=0.001)
     ] = 10.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a client has, from connecting (or the end of the previous response), "
+            "to send its request headers; then 408 and closed.",
+            min=0.1,
+        ),
+    ] = 10.0,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a client has, after the headers, to send the request body; "
+            "then 408 and closed.",
+            min=0.1,
+        ),
+    ] = 30.0,
+    keep_alive: Annotated[
+        float, typer.Option(help="Seconds an idle keep-alive connection stays open.", min=0.1)
+    ] = 5.0,
+    max_slow_connections: Annotated[
+        int,
+        typer.Option(
+            help="Connections that may be sending a request at once; one more closes the one "
+            "sending longest.",
+            min=1,
+        ),
+    ] = 64,
+    max_connections: Annotated[
+        int, typer.Option(help="Open connections; above it new requests get 503.", min=2)
+    ] = 1024,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve models over HTTP: JSON API (docs at /docs) and the web page at /."""
     import uvicorn
 
     from lstmkit.serve.app import MiB, create_app
+    from lstmkit.serve.connections import ConnectionLimits, server_config
     from lstmkit.utils import set_threads
 
     try:
@@ -91,6 +122,31 @@ def serve(
         raise typer.BadParameter(
             str(e).removeprefix("--threads "), param_hint="--threads"
         ) from None
+    import math
+
+    for flag, value in (
+        ("--timeout", timeout),
+        ("--max-body-mb", max_body_mb),
+        ("--max-upload-mb", max_upload_mb),
+        ("--header-timeout", header_timeout),
+        ("--read-timeout", read_timeout),
+        ("--keep-alive", keep_alive),
+    ):
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number", param_hint=flag)
+    if max_slow_connections >= max_connections:
+        raise typer.BadParameter(
+            f"{max_slow_connections} is not below --max-connections ({max_connections}): slow "
+            f"connections could fill every slot",
+            param_hint="--max-slow-connections",
+        )
+    limits = ConnectionLimits(
+        header_timeout_s=header_timeout,
+        body_timeout_s=read_timeout,
+        keep_alive_s=keep_alive,
+        max_reading=max_slow_connections,
+        max_connections=max_connections,
+    )
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(
             f"Warning: binding to {host}: the service has no authentication; anyone who can "
@@ -115,9 +171,17 @@ def serve(
         shown = f"[{host}]" if ":" in host else host
         typer.echo(f"web page: http://{shown}:{port}/   API docs: http://{shown}:{port}/docs")
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+        config = server_config(
+            app, host, port, limits, log_level=log_level, timeout_graceful_shutdown=5
+        )
+        server = uvicorn.Server(config)
+        server.run()
     except OSError as e:
         _fail(f"cannot listen on {host}:{port}: {e}")
+    except SystemExit:  # uvicorn's start-up failure (it logged why, e.g. the port is in use)
+        _fail(f"cannot listen on {host}:{port} (see the message above)")
+    if not server.started:
+        _fail(f"cannot listen on {host}:{port} (see the message above)")
 
 
 @_user_errors

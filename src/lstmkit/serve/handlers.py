@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
 import queue
 import tempfile
@@ -63,6 +64,20 @@ class InputError(ValueError):
 
 class MediaError(ValueError):
     """An upload that is not decodable audio (HTTP 415)."""
+
+
+class ModelFault(FloatingPointError):
+    """The model computed NaN or infinity where a number was due (HTTP 500): weights that
+    overflow on this input, never a result to send as ``null``."""
+
+
+def _finite(value: float, what: str, model: str) -> float:
+    if not math.isfinite(value):
+        raise ModelFault(
+            f"model {model!r} computed {what} = {value} (not a finite number) for this input; "
+            f"its weights overflow or have diverged, so no answer is given"
+        )
+    return value
 
 
 def _import(module: str, app: str) -> Any:
@@ -242,7 +257,7 @@ class SentimentHandler(Handler):
             {
                 "text": p.text,
                 "label": p.label,
-                "probability": p.probability,
+                "probability": _finite(p.probability, "the probability", self.name),
                 "p_positive": p.p_positive,
                 "tokens": p.tokens,
                 "known": p.known,
@@ -261,6 +276,7 @@ class SentimentHandler(Handler):
         for run in expl.layers:
             kind = "lstm" if "c" in run.gates else "gru" if "z" in run.gates else "rnn"
             layers.append(_layer(run.name, run.direction, kind, run.gates, keep))
+        _finite(expl.p_positive, "the probability", self.name)
         confidence = expl.p_positive if expl.label == "positive" else 1.0 - expl.p_positive
         return {
             "tokens": expl.tokens,
@@ -425,7 +441,7 @@ class TranslateHandler(Handler):
                     "source_pieces": list(t.source_pieces),
                     "target_pieces": list(t.target_pieces),
                     "attention": None if t.attention is None else _values(t.attention),
-                    "score": float(t.score),
+                    "score": _finite(float(t.score), "the translation's score", self.name),
                 }
             )
         return out
