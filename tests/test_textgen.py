@@ -423,7 +423,7 @@ def test_train_a_few_steps_then_generate_from_the_file(tmp_path) -> None:
 def test_train_flags_match_the_config_fields() -> None:
     from lstmkit.apps.textgen.cli import app
 
-    res = CliRunner().invoke(app, ["train", "--help"], terminal_width=200)
+    res = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0
     for name in TextgenConfig.field_names():
         assert "--" + name.replace("_", "-") in res.output, name

@@ -74,6 +74,34 @@ def train(
             "--resume", help="Go on from this checkpoint (weights, optimiser state, step)."
         ),
     ] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="Your UTF-8 text instead of the plays: a file, a folder of .txt files or - "
+            "(stdin); repeat for several.",
+        ),
+    ] = None,
+    valid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--valid",
+            help="Validation text (file/folder; repeatable). Default: the "
+            "last --valid-fraction of --data.",
+        ),
+    ] = None,
+    test: Annotated[
+        list[str] | None,
+        typer.Option("--test", help="Test text (file/folder; repeatable). Default: none."),
+    ] = None,
+    valid_fraction: Annotated[
+        float,
+        typer.Option(
+            "--valid-fraction",
+            help="Share of --data held out for validation (its end, cut at a line) when no "
+            "--valid is given.",
+        ),
+    ] = 0.1,
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="-v: a line every 50 steps too.")
     ] = 0,
@@ -82,7 +110,10 @@ def train(
     ] = False,
     **flags: Any,
 ) -> None:
-    """Train a language model on the training plays; checkpoint; score validation and test."""
+    """Train a language model on the training plays (or your --data); checkpoint; score
+    validation and test."""
+    from lstmkit.apps.textgen.data import user_texts
+    from lstmkit.apps.textgen.train import result_line
     from lstmkit.apps.textgen.train import train as run_training
 
     given = given_flags(ctx, flags)
@@ -90,14 +121,16 @@ def train(
     if cfg is None:
         cfg = TextgenConfig.preset(given.get("level", "char"))
     cfg = cfg.replace(**given)
-    result = run_training(cfg, verbose=0 if quiet else 1 + verbose, resume=resume)
+    texts = info = None
+    if data:
+        texts, info = user_texts(data, valid or [], test or [], valid_fraction)
+    elif valid or test:
+        raise ValueError("--valid and --test go with --data (the plays have their own split)")
+    result = run_training(
+        cfg, verbose=0 if quiet else 1 + verbose, resume=resume, texts=texts, data=info
+    )
     if quiet:
-        v, t = result.validation, result.test
-        typer.echo(
-            f"validation {v['nats']:.4f} nats/{cfg.level} ({v['bits']:.3f} bits, perplexity "
-            f"{v['perplexity']:.2f}); test {t['nats']:.4f} ({t['bits']:.3f} bits, perplexity "
-            f"{t['perplexity']:.2f}); {result.train_s / 60:.1f} min; saved {result.path}"
-        )
+        typer.echo(f"{result_line(result)}; {result.train_s / 60:.1f} min; saved {result.path}")
 
 
 DEFAULT_MODEL = Path(DEFAULT_MODEL_PATHS["char"])
@@ -118,6 +151,14 @@ def evaluate(
     tokens: Annotated[
         int, typer.Option("--tokens", help="Score only the first N tokens of each split (0 = all).")
     ] = 0,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="Score your own UTF-8 text (file, folder of .txt, or -) instead of the plays' "
+            "splits; repeat for several (scored as one text).",
+        ),
+    ] = None,
     backend: Annotated[
         str,
         typer.Option(
@@ -149,10 +190,21 @@ def evaluate(
     out: dict[str, Any] = {"model": str(model), "level": lm.config.level, "backend": backend}
     if backend == "fast":
         out["weights"] = weights
-    for name in split or ["validation", "test"]:
-        if name not in ("train", "validation", "test"):
+    if data and split:
+        raise ValueError("--split scores the plays; with --data your text is scored instead")
+    names = ["data"] if data else split or ["validation", "test"]
+    for name in names:
+        if data:
+            from lstmkit.data.user_text import join_texts, read_texts
+
+            text = join_texts(read_texts(data))
+        elif name not in ("train", "validation", "test"):
             raise ValueError(f"--split must be train, validation or test, got {name!r}")
-        ids = lm.vocab.encode_corpus(load_text(name, lm.config.stage_directions))
+        else:
+            text = load_text(name, lm.config.stage_directions)
+        ids = lm.vocab.encode_corpus(text)
+        if len(ids) < 2:
+            raise ValueError(f"--data: {len(ids)} token(s): too few to score (at least 2)")
         if tokens:
             ids = ids[: tokens + 1]
         start = time.perf_counter()
@@ -168,7 +220,7 @@ def evaluate(
         typer.echo(json.dumps(out))
         return
     unit = lm.config.level
-    for name in split or ["validation", "test"]:
+    for name in names:
         r = out[name]
         typer.echo(
             f"{name}: {r['nats']:.4f} nats/{unit}, {r['bits']:.4f} bits/{unit}, perplexity "

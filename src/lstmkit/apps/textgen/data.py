@@ -4,6 +4,10 @@
 fixed split by whole plays: 32 for training, *Much Ado*, *Richard II* and *Macbeth* for
 validation, *Twelfth Night*, *Julius Caesar* and *The Tempest* for test).
 
+**Your own text** (:func:`user_texts`): any UTF-8 files or folders of ``.txt`` files instead of
+the plays, with a validation share cut off the end (or a separate validation file) and an
+optional test file.
+
 **Tokens.** ``level="char"``: one token per character, case and punctuation kept; the
 vocabulary is every character of the training plays (71) after the padding id 0 and
 ``[UNK]`` (id 1). ``level="word"``: the text is lower-cased and split by :func:`word_tokens`
@@ -52,6 +56,55 @@ def load_text(split: str, stage_directions: bool = False) -> str:
     from lstmkit.datasets.shakespeare import load_shakespeare
 
     return load_shakespeare(split, stage_directions=stage_directions)
+
+
+def user_texts(
+    data: list[str],
+    valid: list[str] | None = None,
+    test: list[str] | None = None,
+    valid_fraction: float = 0.1,
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The user's text as ``{"train", "validation"[, "test"]}`` and a description of it.
+
+    ``data``, ``valid`` and ``test`` are what ``--data``, ``--valid`` and ``--test`` name (files,
+    folders of ``*.txt``, ``-`` for stdin; read by :func:`lstmkit.data.user_text.read_texts`,
+    which names the file and byte of any bad input). Without ``valid``, the last
+    ``valid_fraction`` of the training text (cut at a line end) is the validation text.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`~lstmkit.data.user_text.read_texts`;
+            ``valid_fraction`` outside (0, 1); a text too short to split.
+    """
+    from lstmkit.data.user_text import join_texts, read_texts, split_tail
+
+    if not 0.0 < valid_fraction < 1.0:
+        raise ValueError(
+            f"valid_fraction (--valid-fraction) must be in (0, 1), got {valid_fraction}"
+        )
+    sources = read_texts(data)
+    train = join_texts(sources)
+    info: dict[str, Any] = {
+        "corpus": "user",
+        "train_files": [s.name for s in sources],
+        "train_chars": len(train),
+    }
+    texts: dict[str, str] = {}
+    if valid:
+        valid_sources = read_texts(valid)
+        texts["validation"] = join_texts(valid_sources)
+        info["validation_files"] = [s.name for s in valid_sources]
+    else:
+        train, texts["validation"] = split_tail(train, valid_fraction)
+        info["validation_fraction"] = valid_fraction
+        info["train_chars"] = len(train)
+    texts["train"] = train
+    info["validation_chars"] = len(texts["validation"])
+    if test:
+        test_sources = read_texts(test)
+        texts["test"] = join_texts(test_sources)
+        info["test_files"] = [s.name for s in test_sources]
+        info["test_chars"] = len(texts["test"])
+    return texts, info
 
 
 def word_tokens(text: str) -> list[str]:

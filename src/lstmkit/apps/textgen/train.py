@@ -77,7 +77,7 @@ class TrainResult:
     engine: str
     precision: str
     validation: dict[str, float]
-    test: dict[str, float]
+    test: dict[str, float] | None  # None: the user's data had no test split
     curve: list[dict[str, float]]
     stopped_by_budget: bool
 
@@ -144,8 +144,11 @@ def train(
     resume: str | Path | None = None,
     console: Console | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    texts: dict[str, str] | None = None,
+    data: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``cfg``'s model on the training plays; save it; score validation and test.
+    """Train ``cfg``'s model on the training plays (or ``texts``); save it; score validation
+    and test.
 
     Args:
         cfg: the configuration (``cfg.output`` is where the model file goes).
@@ -154,12 +157,19 @@ def train(
             optimiser state and step count are restored and training goes on from there.
         console: where progress goes (default: stdout).
         on_step: called with ``(step, loss)`` after every step (tests, custom logging).
+        texts: the user's text instead of the plays: ``{"train": ..., "validation": ...}``
+            and optionally ``"test"`` (see :func:`lstmkit.apps.textgen.data.user_texts`).
+        data: what ``texts`` came from (file names, sizes, the split), kept in the model file.
     """
     console = console or Console(highlight=False)
     say = console.print if verbose else (lambda *a, **k: None)
     set_threads(cfg.threads)
     set_random_seed(cfg.seed)
-    texts = {s: load_text(s, cfg.stage_directions) for s in ("train", "validation", "test")}
+    if texts is None:
+        texts = {s: load_text(s, cfg.stage_directions) for s in ("train", "validation", "test")}
+        data = {"corpus": "shakespeare"}
+    elif not texts.get("train") or not texts.get("validation"):
+        raise ValueError("train: texts needs non-empty 'train' and 'validation' texts")
     start_step, epoch, batch_in_epoch, curve, train_s0 = 0, 0, 0, [], 0.0
     if resume is not None:
         lm = _resume(resume, cfg)
@@ -296,9 +306,10 @@ def train(
                 checkpoint()
     model.eval()
     final = evaluate_now(final=True)
-    test_nats = evaluate_ids(model, ids["test"])
     validation = _figures(final["val_nats"], len(ids["validation"]) - 1)
-    test = _figures(test_nats, len(ids["test"]) - 1)
+    test = (
+        _figures(evaluate_ids(model, ids["test"]), len(ids["test"]) - 1) if "test" in ids else None
+    )
     result = TrainResult(
         path=path,
         config=cfg,
@@ -325,19 +336,30 @@ def train(
                 "curve": curve,
             },
             "results": result.summary(),
+            "data": data or {},
         },
     )
-    say(
-        f"validation {validation['nats']:.4f} nats/{cfg.level} ({validation['bits']:.3f} bits, "
-        f"perplexity {validation['perplexity']:.2f}); test {test['nats']:.4f} nats "
-        f"({test['bits']:.3f} bits, perplexity {test['perplexity']:.2f})"
-    )
+    say(result_line(result))
     say(
         f"{step} steps, {tokens:,} tokens in {clock.train_s / 60:.1f} min of training "
         f"({clock.wall_s / 60:.1f} min with evaluation, {clock.cpu_s / 60:.1f} CPU-min); "
         f"saved {path}"
     )
     return result
+
+
+def result_line(result: TrainResult) -> str:
+    """``validation … nats/char (… bits, perplexity …); test …`` of a run."""
+    unit = result.config.level
+
+    def part(name: str, r: dict[str, float]) -> str:
+        return (
+            f"{name} {r['nats']:.4f} nats/{unit} ({r['bits']:.3f} bits, perplexity "
+            f"{r['perplexity']:.2f})"
+        )
+
+    test = part("test", result.test) if result.test else "no test split"
+    return f"{part('validation', result.validation)}; {test}"
 
 
 def _figures(nats: float, tokens: int) -> dict[str, float]:
