@@ -38,7 +38,6 @@ WRONG = {"null": None, "boolean": True, "number": 7, "string": "x", "list": [1],
 # What a usable file may hold besides what save() writes, and why. Every other variant of the
 # generated matrix must be refused.
 ANYTHING = {  # the entry and everything inside it: not read by the loader
-    ("sentiment", ("labels",)): "informational; the classifier is binary by construction",
     ("speech", ("app",)): "files written before the 'app' marker are speech files by 'speech'",
     ("textgen", ("app",)): "files written before the 'app' marker are textgen files by 'textgen'",
     ("translate", ("app",)): "older files are recognised by 'format'",
@@ -46,6 +45,7 @@ ANYTHING = {  # the entry and everything inside it: not read by the loader
 FREE_INSIDE = {("speech", ("speech", "config"))}  # the training config, kept for information
 MAY_BE_MISSING = {
     ("sentiment", ("results",)),
+    ("sentiment", ("labels",)),  # files written before class names: the demo's two
     ("speech", ("speech", "config")),
     ("translate", ("config",)),  # the decoding defaults apply
 }
@@ -57,6 +57,9 @@ DEFAULTED = {  # config objects whose fields each have a default
 # Other JSON types an entry of this name may hold (null for "none", a string or a number).
 KINDS = {
     "data_dir": {"null", "string"},
+    "data": {"null", "string"},  # where the user's data came from (provenance)
+    "valid_data": {"null", "string"},
+    "test_data": {"null", "string"},
     "max_tokens": {"null", "number"},
     "output_sequence_length": {"null", "number"},
     "standardize": {"null", "string"},

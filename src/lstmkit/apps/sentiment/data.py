@@ -55,12 +55,15 @@ class Split:
 
 @dataclass(frozen=True)
 class SentimentData:
-    """The movie-review splits and the out-of-domain Amazon set."""
+    """The movie-review splits and the out-of-domain Amazon set, or the user's splits
+    (``amazon`` is then ``None`` and ``classes`` the user's class names)."""
 
     train: Split
     validation: Split
     test: Split
-    amazon: Split
+    amazon: Split | None
+    classes: tuple[str, ...] = LABELS
+    source: dict[str, Any] | None = None  # where the user's data came from (the model file)
 
 
 def load_split(name: str, data_dir: str | None = None) -> Split:
@@ -91,14 +94,85 @@ def load_data(data_dir: str | None = None, train_limit: int = 0) -> SentimentDat
     )
 
 
+def load_user_data(config: Any) -> SentimentData:
+    """The user's examples of ``config.data`` (and ``valid_data``/``test_data``), labels as
+    class indices; without separate files, ``valid_fraction`` and ``test_fraction`` of
+    ``data`` are held out by a hash of each text (:func:`~.user_data.hash_fraction`).
+
+    Raises:
+        FileNotFoundError, ValueError: see :mod:`lstmkit.apps.sentiment.user_data`; a split
+            left empty; a validation or test label the training data does not have.
+    """
+    from lstmkit.apps.sentiment.user_data import (
+        class_names,
+        hash_fraction,
+        label_ids,
+        read_labelled,
+    )
+
+    def read(path: str) -> Any:
+        return read_labelled(path, config.text_column, config.label_column)
+
+    main = read(config.data)
+    parts: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
+    for i, text in enumerate(main.texts):
+        u = hash_fraction(text)
+        if config.valid_data is None and u < config.valid_fraction:
+            parts["validation"].append(i)
+        elif config.test_data is None and u >= 1.0 - config.test_fraction:
+            parts["test"].append(i)
+        else:
+            parts["train"].append(i)
+    train_labels = [main.labels[i] for i in parts["train"]]
+    if not train_labels:
+        raise ValueError(f"{config.data}: no training examples are left after the split")
+    classes = class_names(train_labels, config.data, config.label_column)
+
+    def subset(indices: list[int], name: str) -> Split:
+        if not indices:
+            raise ValueError(
+                f"{config.data}: the {name} split is empty ({len(main)} examples); give "
+                f"--{'valid' if name == 'validation' else name}-data or a larger fraction"
+            )
+        picked = type(main)(
+            [main.texts[i] for i in indices],
+            [main.labels[i] for i in indices],
+            [main.where[i] for i in indices],
+        )
+        return Split(picked.texts, np.asarray(label_ids(picked, classes), dtype=np.int64))
+
+    def separate(path: str) -> Split:
+        other = read(path)
+        return Split(other.texts, np.asarray(label_ids(other, classes), dtype=np.int64))
+
+    train = subset(parts["train"], "train")
+    validation = (
+        separate(config.valid_data)
+        if config.valid_data
+        else subset(parts["validation"], "validation")
+    )
+    test = separate(config.test_data) if config.test_data else subset(parts["test"], "test")
+    source = {
+        "data": config.data,
+        "valid_data": config.valid_data,
+        "test_data": config.test_data,
+        "sizes": {"train": len(train), "validation": len(validation), "test": len(test)},
+    }
+    return SentimentData(train, validation, test, None, classes, source)
+
+
 def balanced_subset(split: Split, n: int) -> Split:
-    """The first ``n // 2`` snippets of each class (deterministic; file order kept)."""
+    """The first ``n // C`` snippets of each of the ``C`` classes (a class with fewer gives its
+    share to the others, the last classes first); deterministic, file order kept."""
     if n >= len(split):
         return split
-    by_class = [np.flatnonzero(split.labels == c) for c in (0, 1)]
-    half = n // 2
-    take0 = min(len(by_class[0]), max(half, n - len(by_class[1])))
-    keep = np.sort(np.concatenate([by_class[0][:take0], by_class[1][: n - take0]]))
+    by_class = [np.flatnonzero(split.labels == c) for c in np.unique(split.labels)]
+    take = [min(len(rows), n // len(by_class)) for rows in by_class]
+    left = n - sum(take)
+    for k in reversed(range(len(take))):
+        extra = min(left, len(by_class[k]) - take[k])
+        take[k], left = take[k] + extra, left - extra
+    keep = np.sort(np.concatenate([rows[:t] for rows, t in zip(by_class, take)]))
     return Split([split.texts[i] for i in keep], split.labels[keep])
 
 

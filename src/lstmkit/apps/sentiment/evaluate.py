@@ -91,9 +91,99 @@ def report(classifier: SentimentClassifier, results: dict[str, Scores], console:
             f"{s.tn} true negative, {s.fn} false negative"
         )
     base = (classifier.results or {}).get("baseline")
-    if base:
+    if base and base.get("amazon_accuracy") is not None:
         console.print(
             f"Recorded at training time: {base['name']} (C={base['C']:g}) reached "
             f"{base['test_accuracy']:.2%} on movie test and "
             f"{base['amazon_accuracy']:.2%} on Amazon."
         )
+
+
+# -- the user's data: any number of classes ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    """Per-class scores of one labelled set (``confusion[i][j]``: examples of class ``i``
+    predicted as ``j``)."""
+
+    classes: tuple[str, ...]
+    n: int
+    accuracy: float
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    support: list[int]
+    confusion: list[list[int]]
+
+    @property
+    def macro_f1(self) -> float:
+        return float(np.mean(self.f1))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "classes": {
+                c: {"precision": p, "recall": r, "f1": f, "support": s}
+                for c, p, r, f, s in zip(
+                    self.classes, self.precision, self.recall, self.f1, self.support
+                )
+            },
+            "confusion": self.confusion,
+        }
+
+
+def class_report(
+    labels: np.ndarray, predicted: np.ndarray, classes: tuple[str, ...]
+) -> ClassReport:
+    """Precision, recall, F1 and support of every class, and the confusion matrix (sklearn)."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    ks = list(range(len(classes)))
+    p, r, f, support = precision_recall_fscore_support(
+        labels, predicted, labels=ks, zero_division=0
+    )
+    confusion = confusion_matrix(labels, predicted, labels=ks)
+    n = len(labels)
+    accuracy = float((labels == predicted).mean()) if n else 0.0
+    return ClassReport(
+        tuple(classes), n, accuracy, [float(x) for x in p], [float(x) for x in r],
+        [float(x) for x in f], [int(x) for x in support], confusion.tolist(),
+    )  # fmt: skip
+
+
+def evaluate_data(
+    classifier: SentimentClassifier,
+    path: str,
+    text_column: str | None = None,
+    label_column: str | None = None,
+) -> ClassReport:
+    """Scores on a labelled file or folder of the user's (columns default to the training
+    run's); a label the model does not know is an error naming the line."""
+    from lstmkit.apps.sentiment.user_data import label_ids, read_labelled
+
+    cfg = classifier.config
+    data = read_labelled(path, text_column or cfg.text_column, label_column or cfg.label_column)
+    truth = np.asarray(label_ids(data, classifier.labels), dtype=np.int64)
+    return class_report(truth, classifier.predict_class(data.texts), classifier.labels)
+
+
+def print_class_report(report: ClassReport, console: Console, title: str) -> None:
+    """The per-class table and the confusion matrix."""
+    table = Table(title=f"{title}: {report.n:,} examples, accuracy {report.accuracy:.2%}, "
+                        f"macro F1 {report.macro_f1:.3f}")  # fmt: skip
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for c, p, r, f, s in zip(report.classes, report.precision, report.recall, report.f1,
+                             report.support):  # fmt: skip
+        table.add_row(c, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", f"{s:,}")
+    console.print(table)
+    matrix = Table(title="Confusion matrix (rows: true class, columns: predicted)")
+    matrix.add_column("true \\ predicted")
+    for c in report.classes:
+        matrix.add_column(c, justify="right")
+    for c, row in zip(report.classes, report.confusion):
+        matrix.add_row(c, *(f"{v:,}" for v in row))
+    console.print(matrix)

@@ -75,15 +75,37 @@ class Explanation:
     text: str
     tokens: list[str]  # what the model read (standardised words; unknown ones flagged)
     known: list[bool]
+    # p, prior, prefix and head are probabilities of one class, labels[target]: the second
+    # class of a two-class model (the demo's "positive"), the predicted class of a larger one.
     p_positive: float
-    prior: float  # p(positive) for an empty text (all padding): where the reading starts
-    prefix: np.ndarray  # (n,) p(positive) of the classifier on tokens[: k + 1]
-    head: np.ndarray | None  # (n,) p(positive) of the Dense head on the last layer's h_k
+    prior: float  # p(class) for an empty text (all padding): where the reading starts
+    prefix: np.ndarray  # (n,) p(class) of the classifier on tokens[: k + 1]
+    head: np.ndarray | None  # (n,) p(class) of the Dense head on the last layer's h_k
     layers: list[LayerRecord]
+    labels: tuple[str, ...] = LABELS
+    target: int = 1
+
+    @property
+    def binary(self) -> bool:
+        return len(self.labels) == 2
+
+    @property
+    def target_name(self) -> str:
+        """The class whose probability the explanation follows."""
+        return self.labels[self.target]
 
     @property
     def label(self) -> str:
-        return LABELS[int(self.p_positive >= 0.5)]
+        if self.binary:
+            return self.labels[int(self.p_positive >= 0.5)]
+        return self.labels[self.target]
+
+    @property
+    def confidence(self) -> float:
+        """The probability of :attr:`label`."""
+        if self.binary and self.label != self.target_name:
+            return 1.0 - self.p_positive
+        return self.p_positive
 
 
 def explain(classifier: SentimentClassifier, text: str) -> Explanation:
@@ -105,7 +127,10 @@ def explain(classifier: SentimentClassifier, text: str) -> Explanation:
     assert [vocabulary[i] for i in ids if i > 1] == [w for w, k in zip(words, known) if k]
 
     with glassbox.record(model) as recording:
-        p_positive = float(model.predict(row[None], verbose=0).reshape(-1)[0])
+        out = model.predict(row[None], verbose=0).reshape(-1)
+    target = 1 if classifier.binary else int(out.argmax())
+    column = 0 if classifier.binary else target  # the sigmoid's one output is p(labels[1])
+    p_positive = float(out[column])
     runs = [  # the text's n steps of each trace: (n, H) per gate, padding steps cut off
         LayerRecord(t.name, t.direction, {g: t[g][0, -n:].numpy() for g in t.gates})
         for t in recording.traces()
@@ -117,15 +142,19 @@ def explain(classifier: SentimentClassifier, text: str) -> Explanation:
         dtype="int64",
         padding="pre",
     )  # (n + 1, T): the empty text, then each prefix
-    prior, *prefix = model.predict(prefixes, batch_size=256, verbose=0).reshape(-1).tolist()
+    outputs = model.predict(prefixes, batch_size=256, verbose=0).reshape(n + 1, -1)
+    prior, *prefix = outputs[:, column].tolist()
 
     head = None
     if classifier.config.arch != "bilstm" and runs:
         dense = model.layers[-1]
         with torch.no_grad():
             h = torch.as_tensor(runs[-1].gates["h"])  # (n, H)
-            head = dense(h).reshape(-1).cpu().numpy()
-    return Explanation(text, tokens, known, p_positive, prior, np.array(prefix), head, runs)
+            head = dense(h).reshape(n, -1)[:, column].cpu().numpy()
+    return Explanation(
+        text, tokens, known, p_positive, prior, np.array(prefix), head, runs,
+        tuple(classifier.labels), target,
+    )  # fmt: skip
 
 
 # -- terminal ----------------------------------------------------------------------------------
@@ -154,15 +183,15 @@ def _cell(value: float) -> Text:
 
 def print_explanation(expl: Explanation, console: Console, layer: int = -1) -> None:
     """The token-by-token table: the prediction after each token and one layer's gates."""
-    confidence = expl.p_positive if expl.label == LABELS[1] else 1 - expl.p_positive
+    p_name = f"p({expl.target_name})"
     console.print(
-        f"[bold]{expl.label}[/bold] ({confidence:.1%}; p(positive) = {expl.p_positive:.3f}) "
+        f"[bold]{expl.label}[/bold] ({expl.confidence:.1%}; {p_name} = {expl.p_positive:.3f}) "
         f"for: {expl.text[:200]!r}"
     )
     run = expl.layers[layer] if expl.layers else None
     # The head reading gets a column only where it tells something the prefix reading does not.
     head_differs = expl.head is not None and float(np.abs(expl.head - expl.prefix).max()) >= 0.01
-    title = "How p(positive) moved, token by token"
+    title = f"How {p_name} moved, token by token"
     if run is not None:
         title += f"; gates of '{run.title}' (mean over units; |x|: mean magnitude)"
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
@@ -188,7 +217,7 @@ def print_explanation(expl: Explanation, console: Console, layer: int = -1) -> N
         table.add_row(*row)
     console.print(table)
     notes = [
-        "prefix: p(positive) of the classifier on the text up to the token",
+        f"prefix: {p_name} of the classifier on the text up to the token",
         f"Δ: the token's change (the first against the empty text's {expl.prior:.3f})",
     ]
     if head_differs:
@@ -225,10 +254,11 @@ def write_png(expl: Explanation, path: str | Path) -> Path:
         ax.plot(x, expl.head, "s--", color="tab:orange", ms=3, label="Dense head on h_t")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(-0.5, n - 0.5)
-    ax.set_ylabel("p(positive)")
+    p_name = f"p({expl.target_name})"
+    ax.set_ylabel(p_name)
     ax.set_xticks(x, expl.tokens, rotation=60, ha="right", fontsize=8)
     ax.legend(fontsize=7, loc="best")
-    ax.set_title(f"{expl.label} (p(positive) = {expl.p_positive:.3f})", fontsize=10)
+    ax.set_title(f"{expl.label} ({p_name} = {expl.p_positive:.3f})", fontsize=10)
     for col, run in enumerate(expl.layers):
         for row, g in enumerate(gates, start=1):
             ax = fig.add_subplot(grid[row, col])
@@ -257,6 +287,7 @@ def write_html(expl: Explanation, path: str | Path, png: str | Path | None = Non
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     esc = html.escape
+    p_name = esc(f"p({expl.target_name})")
     spans = []
     previous = expl.prior
     for token, p in zip(expl.tokens, expl.prefix):
@@ -266,9 +297,9 @@ def write_html(expl: Explanation, path: str | Path, png: str | Path | None = Non
         rgb = "0,160,0" if delta >= 0 else "200,0,0"
         spans.append(
             f'<span class="tok" style="background: rgba({rgb},{alpha:.2f})" '
-            f'title="p(positive) {float(p):.3f}, Δ {delta:+.3f}">{esc(token)}</span>'
+            f'title="{p_name} {float(p):.3f}, Δ {delta:+.3f}">{esc(token)}</span>'
         )
-    head_rows = "<th>token</th><th>p(pos) prefix</th><th>Δ</th>"
+    head_rows = f"<th>token</th><th>{p_name} prefix</th><th>Δ</th>"
     if expl.head is not None:
         head_rows += "<th>head(h)</th>"
     for run in expl.layers:
@@ -295,7 +326,7 @@ def write_html(expl: Explanation, path: str | Path, png: str | Path | None = Non
             "<h2>Gates and cell, unit by unit</h2>"
             f'<img alt="gate heatmaps" src="data:image/png;base64,{data}">'
         )
-    confidence = expl.p_positive if expl.label == LABELS[1] else 1 - expl.p_positive
+    confidence = expl.confidence
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lstmkit sentiment: explain</title>
 <style>
@@ -305,10 +336,10 @@ table {{ border-collapse: collapse; font-size: 0.85em; }}
 td, th {{ border: 1px solid #ccc; padding: 0.15em 0.4em; text-align: right; }}
 img {{ max-width: 100%; }}
 </style></head><body>
-<h1>{esc(expl.label)} ({confidence:.1%}; p(positive) = {expl.p_positive:.3f})</h1>
+<h1>{esc(expl.label)} ({confidence:.1%}; {p_name} = {expl.p_positive:.3f})</h1>
 <p>{esc(expl.text[:2000])}</p>
 <h2>How the prediction moved</h2>
-<p>Each token is coloured by how much it moved p(positive) (classifier run on the text up to
+<p>Each token is coloured by how much it moved {p_name} (classifier run on the text up to
 and including it, against {expl.prior:.3f} for the empty text; green up, red down). Hover for
 the numbers; '?' marks unknown words.</p>
 <p style="font-size: 1.3em">{" ".join(spans)}</p>

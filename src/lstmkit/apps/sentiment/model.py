@@ -34,8 +34,12 @@ ASSETS_APP = "lstmkit.sentiment"
 ASSETS_VERSION = 1
 
 
-def build_model(config: SentimentConfig) -> Sequential:
-    """The network of ``config.arch``, compiled with Adam and binary cross-entropy."""
+def build_model(config: SentimentConfig, n_classes: int = 2) -> Sequential:
+    """The network of ``config.arch``, compiled with Adam: for two classes a ``Dense(1,
+    sigmoid)`` head (p of the second class) and binary cross-entropy; for more a ``Dense(C,
+    softmax)`` head and sparse categorical cross-entropy on class indices."""
+    if n_classes < 2:
+        raise ValueError(f"build_model: n_classes must be >= 2, got {n_classes}")
     if config.arch == "gru":
 
         def recurrent(units: int, return_sequences: bool) -> Any:
@@ -56,28 +60,30 @@ def build_model(config: SentimentConfig) -> Sequential:
             first,
             Dropout(config.dropout),
             second,
-            Dense(1, activation="sigmoid"),
+            Dense(1, activation="sigmoid") if n_classes == 2 else Dense(n_classes, "softmax"),
         ],
         name=f"sentiment_{config.arch.replace('-', '_')}",
     )
-    model.compile(
-        optimizer=Adam(config.learning_rate), loss="binary_crossentropy", metrics=["accuracy"]
-    )
+    loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=Adam(config.learning_rate), loss=loss, metrics=["accuracy"])
     model.build((None, config.maxlen))  # (B, T) token ids
     return model
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One text's result: ``label`` and its ``probability``; ``known`` counts in-vocabulary
-    tokens (0 means the model saw no word it knows and answers with its prior)."""
+    """One text's result: ``label`` and its ``probability``; ``scores`` every class's
+    probability; ``p_positive`` the second class's probability for a two-class model (the
+    sigmoid's output; ``None`` for more classes); ``known`` counts in-vocabulary tokens (0 means
+    the model saw no word it knows and answers with its prior)."""
 
     text: str
     label: str
     probability: float
-    p_positive: float
+    p_positive: float | None
     tokens: int
     known: int
+    scores: dict[str, float]
 
 
 class SentimentClassifier:
@@ -89,37 +95,62 @@ class SentimentClassifier:
         tokenizer: Tokenizer,
         config: SentimentConfig,
         results: dict[str, Any] | None = None,
+        labels: tuple[str, ...] | list[str] | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
         self.results: dict[str, Any] = dict(results or {})
+        self.labels: tuple[str, ...] = tuple(labels or LABELS)
+        outputs = int(model.layers[-1].units) if hasattr(model.layers[-1], "units") else None
+        if outputs is not None and outputs != (1 if len(self.labels) == 2 else len(self.labels)):
+            raise ValueError(
+                f"SentimentClassifier: {len(self.labels)} class names for a head of {outputs} "
+                f"output(s)"
+            )
+
+    @property
+    def binary(self) -> bool:
+        """Two classes: one sigmoid output, p(``labels[1]``)."""
+        return len(self.labels) == 2
 
     # -- inference ---------------------------------------------------------------------------
 
     def predict_proba(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
-        """``p(positive)`` for each text, ``(N,)`` float32."""
+        """The model's output for each text: ``(N,)`` p(``labels[1]``) for two classes (the
+        positive class of the demo), ``(N, C)`` class probabilities for more; float32."""
         ids = self.tokenizer.encode(list(texts))
         if len(ids) == 0:
-            return np.zeros((0,), dtype=np.float32)
-        return self.model.predict(ids, batch_size=batch_size, verbose=0).reshape(-1)
+            return np.zeros((0,) if self.binary else (0, len(self.labels)), dtype=np.float32)
+        out = self.model.predict(ids, batch_size=batch_size, verbose=0)
+        return out.reshape(-1) if self.binary else out.reshape(len(ids), -1)
+
+    def class_probabilities(self, texts: list[str]) -> np.ndarray:
+        """``(N, C)`` probabilities of every class (columns in the order of ``labels``)."""
+        p = self.predict_proba(texts)
+        return np.stack([1.0 - p, p], axis=1) if self.binary else p
+
+    def predict_class(self, texts: list[str]) -> np.ndarray:
+        """``(N,)`` int64 class indices (``p >= 0.5`` for two classes, else the argmax)."""
+        p = self.predict_proba(texts)
+        return (p >= 0.5).astype(np.int64) if self.binary else p.argmax(axis=1).astype(np.int64)
 
     def predict(self, texts: list[str]) -> list[Prediction]:
-        """Label, probability of that label, and token counts for each text."""
+        """Label, probability of that label, every class's probability, and token counts."""
         texts = list(texts)
-        probs = self.predict_proba(texts)
+        probs = self.class_probabilities(texts)
+        classes = self.predict_class(texts) if texts else []
         results = []
-        for text, ids, p in zip(texts, self.tokenizer.encode(texts), probs):
-            p = float(p)
-            label = LABELS[int(p >= 0.5)]
+        for text, ids, row, k in zip(texts, self.tokenizer.encode(texts), probs, classes):
             results.append(
                 Prediction(
                     text=text,
-                    label=label,
-                    probability=p if label == LABELS[1] else 1.0 - p,
-                    p_positive=p,
+                    label=self.labels[int(k)],
+                    probability=float(row[int(k)]),
+                    p_positive=float(row[1]) if self.binary else None,
                     tokens=int((ids != 0).sum()),
                     known=int((ids > 1).sum()),
+                    scores={c: float(v) for c, v in zip(self.labels, row)},
                 )
             )
         return results
@@ -133,7 +164,7 @@ class SentimentClassifier:
         self.model.assets = {
             "app": ASSETS_APP,
             "version": ASSETS_VERSION,
-            "labels": list(LABELS),
+            "labels": list(self.labels),
             "tokenizer": self.tokenizer.get_config(),
             "config": self.config.to_dict(),
             "results": self.results,
@@ -167,6 +198,11 @@ class SentimentClassifier:
         tok = reader.mapping("tokenizer")
         reader.vectorizer(tok, "tokenizer.vectorizer")
         results = reader.get("results", (dict, type(None)), required=False)
+        labels = reader.get("labels", list, required=False) or list(LABELS)
+        if len(labels) < 2 or not all(isinstance(x, str) and x for x in labels):
+            raise ModelFileError(
+                f"{reader.where}: 'labels' must list at least two class names, got {labels!r}"
+            )
         with reader.rebuilding("config"):
             config = SentimentConfig.from_dict(reader.mapping("config"))
         with reader.rebuilding("tokenizer", "tokenizer.vectorizer"):
@@ -177,4 +213,9 @@ class SentimentClassifier:
                 f"{reader.where}: the tokenizer has {tokenizer.vocabulary_size()} tokens but "
                 f"the model's embedding only {inputs}"
             )
-        return cls(model, tokenizer, config, results)
+        head = getattr(model.layers[-1], "units", None)
+        if head is not None and head != (1 if len(labels) == 2 else len(labels)):
+            raise ModelFileError(
+                f"{reader.where}: {len(labels)} class names for a head of {head} output(s)"
+            )
+        return cls(model, tokenizer, config, results, labels)

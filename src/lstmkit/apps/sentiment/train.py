@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,15 @@ from rich.table import Table
 
 from lstmkit.apps.parallel import is_chief
 from lstmkit.apps.sentiment.config import SentimentConfig
-from lstmkit.apps.sentiment.data import SentimentData, Split, Tokenizer, load_data
+from lstmkit.apps.sentiment.data import (
+    SentimentData,
+    Split,
+    Tokenizer,
+    balanced_subset,
+    load_data,
+    load_user_data,
+)
+from lstmkit.apps.sentiment.evaluate import class_report, print_class_report
 from lstmkit.apps.sentiment.model import SentimentClassifier, build_model
 from lstmkit.callbacks import EarlyStopping
 from lstmkit.utils import set_random_seed, set_threads
@@ -40,7 +49,7 @@ class BaselineResult:
     c: float
     validation_accuracy: float
     test_accuracy: float
-    amazon_accuracy: float
+    amazon_accuracy: float | None  # None: the user's data (no out-of-domain set)
     seconds: float
 
 
@@ -54,16 +63,16 @@ class TrainResult:
     epochs_run: int
     validation_accuracy: float
     test_accuracy: float
-    amazon_accuracy: float
+    amazon_accuracy: float | None  # None: the user's data (no out-of-domain set)
     train_seconds: float
     baseline: BaselineResult | None
     path: str | None
 
 
 def accuracy(classifier: SentimentClassifier, split: Split) -> float:
-    """Share of ``split`` whose label is predicted (threshold 0.5)."""
-    probs = classifier.predict_proba(split.texts)
-    return float(((probs >= 0.5).astype(np.int64) == split.labels).mean())
+    """Share of ``split`` whose label is predicted (threshold 0.5 for two classes, else the
+    most probable class)."""
+    return float((classifier.predict_class(split.texts) == split.labels).mean())
 
 
 def train_baseline(data: SentimentData) -> BaselineResult:
@@ -92,7 +101,7 @@ def train_baseline(data: SentimentData) -> BaselineResult:
         c=c,
         validation_accuracy=val_acc,
         test_accuracy=acc(data.test),
-        amazon_accuracy=acc(data.amazon),
+        amazon_accuracy=None if data.amazon is None else acc(data.amazon),
         seconds=time.perf_counter() - start,
     )
 
@@ -109,18 +118,31 @@ def train(
     verbose = verbose if chief else 0
     set_threads(config.threads, "SentimentConfig: threads")
     set_random_seed(config.seed)
-    data = load_data(config.data_dir, config.train_limit)
+    if config.data:
+        data = load_user_data(config)
+        if config.train_limit:
+            data = dataclasses.replace(data, train=balanced_subset(data.train, config.train_limit))
+    else:
+        data = load_data(config.data_dir, config.train_limit)
     tokenizer = Tokenizer.adapt(
         data.train.texts, config.max_tokens, config.maxlen, min_count=config.min_count
     )
     if verbose:
-        console.print(
-            f"[bold]Sentiment[/bold]: {len(data.train):,} training / {len(data.validation):,} "
-            f"validation / {len(data.test):,} test movie-review snippets, "
-            f"{len(data.amazon):,} Amazon sentences (out of domain); "
-            f"vocabulary {tokenizer.vocabulary_size():,} tokens, maxlen {config.maxlen}"
-        )
-    model = build_model(config)
+        sizes = f"{len(data.train):,} training / {len(data.validation):,} validation / "
+        if data.amazon is None:
+            console.print(
+                f"[bold]Text classification[/bold] on {config.data}: {sizes}{len(data.test):,} "
+                f"test examples, {len(data.classes)} classes ({', '.join(data.classes)}); "
+                f"vocabulary {tokenizer.vocabulary_size():,} tokens, maxlen {config.maxlen}"
+            )
+        else:
+            console.print(
+                f"[bold]Sentiment[/bold]: {sizes}{len(data.test):,} test movie-review snippets, "
+                f"{len(data.amazon):,} Amazon sentences (out of domain); "
+                f"vocabulary {tokenizer.vocabulary_size():,} tokens, maxlen {config.maxlen}"
+            )
+    binary = len(data.classes) == 2
+    model = build_model(config, len(data.classes))
     if verbose:
         console.print(
             f"Model [bold]{config.arch}[/bold]: {model.count_params():,} parameters; training "
@@ -131,24 +153,28 @@ def train(
         monitor=config.monitor, patience=config.patience, restore_best_weights=True
     )
     start = time.perf_counter()
+    target_dtype = np.float32 if binary else np.int64
     history = model.fit(
         tokenizer.encode(data.train.texts),
-        data.train.labels.astype(np.float32),
+        data.train.labels.astype(target_dtype),
         batch_size=config.batch_size,
         epochs=config.epochs,
         validation_data=(
             tokenizer.encode(data.validation.texts),
-            data.validation.labels.astype(np.float32),
+            data.validation.labels.astype(target_dtype),
         ),
         callbacks=[early],
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
     epochs_run = len(history.history.get("loss", []))
-    classifier = SentimentClassifier(model, tokenizer, config)
+    classifier = SentimentClassifier(model, tokenizer, config, labels=data.classes)
     val_acc = accuracy(classifier, data.validation)
     test_acc = accuracy(classifier, data.test)
-    amazon_acc = accuracy(classifier, data.amazon)
+    amazon_acc = None if data.amazon is None else accuracy(classifier, data.amazon)
+    test_report = class_report(
+        data.test.labels, classifier.predict_class(data.test.texts), data.classes
+    )
 
     baseline = None
     if config.baseline and chief:
@@ -164,6 +190,9 @@ def train(
         "test_accuracy": test_acc,
         "amazon_accuracy": amazon_acc,
         "train_size": len(data.train),
+        "classes": list(data.classes),
+        "data": data.source,
+        "test_report": test_report.to_dict(),
         "baseline": None
         if baseline is None
         else {
@@ -189,21 +218,29 @@ def train(
     )
     if verbose:
         print_results(result, console)
+        if data.amazon is None:
+            print_class_report(test_report, console, "Test split")
     return result
 
 
 def results_table(result: TrainResult) -> Table:
     """The LSTM beside the baseline: validation, test and Amazon accuracy."""
     cfg = result.classifier.config
-    table = Table(title="Accuracy (movie-review splits; Amazon = out of domain)")
+    user = result.amazon_accuracy is None
+    title = (
+        f"Accuracy on {cfg.data}"
+        if user
+        else "Accuracy (movie-review splits; Amazon = out of domain)"
+    )
+    table = Table(title=title)
     table.add_column("model")
-    for column in ("validation", "test", "Amazon"):
+    for column in ("validation", "test") if user else ("validation", "test", "Amazon"):
         table.add_column(column, justify="right")
     table.add_row(
         f"{cfg.arch} (seed {cfg.seed}, best epoch {result.best_epoch}/{result.epochs_run})",
         f"{result.validation_accuracy:.2%}",
         f"[bold]{result.test_accuracy:.2%}[/bold]",
-        f"{result.amazon_accuracy:.2%}",
+        *([] if user else [f"{result.amazon_accuracy:.2%}"]),
     )
     if result.baseline is not None:
         b = result.baseline
@@ -211,7 +248,7 @@ def results_table(result: TrainResult) -> Table:
             f"{BASELINE_NAME} (C={b.c:g})",
             f"{b.validation_accuracy:.2%}",
             f"{b.test_accuracy:.2%}",
-            f"{b.amazon_accuracy:.2%}",
+            *([] if user else [f"{b.amazon_accuracy:.2%}"]),
         )
     return table
 

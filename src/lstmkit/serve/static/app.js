@@ -257,8 +257,10 @@ function renderSentiment(data) {
   const label = $("sentiment-label");
   label.textContent = p.label;
   label.className = `label-badge ${p.label}`;
-  $("sentiment-prob").textContent = `${(100 * p.probability).toFixed(1)}% (p(positive) = ${p.p_positive.toFixed(3)})`;
-  $("sentiment-bar").style.width = `${(100 * p.p_positive).toFixed(1)}%`;
+  const scored = p.scored_class || "positive";
+  const pClass = p.p_class ?? p.p_positive;
+  $("sentiment-prob").textContent = `${(100 * p.probability).toFixed(1)}% (p(${scored}) = ${pClass.toFixed(3)})`;
+  $("sentiment-bar").style.width = `${(100 * pClass).toFixed(1)}%`;
   const tokens = $("sentiment-tokens");
   tokens.replaceChildren();
   const scale = { cmap: "diverging", lo: 0, hi: 1 };
@@ -266,7 +268,7 @@ function renderSentiment(data) {
   data.tokens.forEach((t, k) => {
     const value = p.prefix[k];
     const chip = el("span", { class: "tok", text: t });
-    chip.title = `p(positive) after “${t}”: ${value.toFixed(3)} (Δ ${(value - before >= 0 ? "+" : "")}${(value - before).toFixed(3)})`;
+    chip.title = `p(${scored}) after “${t}”: ${value.toFixed(3)} (Δ ${(value - before >= 0 ? "+" : "")}${(value - before).toFixed(3)})`;
     before = value;
     paint(chip, value, scale);
     tokens.append(chip);
