@@ -429,6 +429,8 @@ class TranslateHandler(Handler):
         return {
             "attention": cfg.attention,
             "beam_size": cfg.beam_size,
+            "source_lang": cfg.source_lang,
+            "target_lang": cfg.target_lang,
             "source_vocabulary": len(self.translator.src),
             "target_vocabulary": len(self.translator.tgt),
         }

@@ -119,6 +119,26 @@ def train(
         bool, typer.Option(help="discard an earlier run in --out (its files only) and start over")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="epoch summaries only")] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="your pairs: a TSV (source<TAB>target) or a Moses prefix (PREFIX.de, PREFIX.en)"
+        ),
+    ] = None,
+    source_file: Annotated[
+        str | None, typer.Option(help="your source sentences, one per line")
+    ] = None,
+    target_file: Annotated[
+        str | None, typer.Option(help="their translations, aligned line by line")
+    ] = None,
+    valid_data: Annotated[
+        str | None, typer.Option(help="validation pairs (default: a hash split of the data)")
+    ] = None,
+    test_data: Annotated[
+        str | None, typer.Option(help="test pairs (default: a hash split of the data)")
+    ] = None,
+    source_lang: Annotated[str | None, typer.Option(help="source language code (de)")] = None,
+    target_lang: Annotated[str | None, typer.Option(help="target language code (en)")] = None,
     allow_other_files: Annotated[
         bool,
         typer.Option(
@@ -134,6 +154,16 @@ def train(
     try:
         cfg = TranslateConfig.from_json(config.read_text()) if config else TranslateConfig()
         cfg = TranslateConfig.from_overrides(set_ or [], base=cfg)
+        given = {
+            "data": data,
+            "source_file": source_file,
+            "target_file": target_file,
+            "valid_data": valid_data,
+            "test_data": test_data,
+            "source_lang": source_lang,
+            "target_lang": target_lang,
+        }
+        cfg = TranslateConfig.from_dict({k: v for k, v in given.items() if v is not None}, cfg)
     except (ValueError, OSError, json.JSONDecodeError) as e:
         _fail(str(e))
     typer.echo(f"configuration: {json.dumps(cfg.to_dict())}")
@@ -144,7 +174,7 @@ def train(
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted; run the same command again to resume from {out / 'backup'}")
         raise typer.Exit(130) from None
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         _fail(str(e))
     if result.resumed:
         typer.echo("(resumed from a backup)")
@@ -169,14 +199,25 @@ def evaluate(
         Path | None, typer.Option(help="attention heatmap (.png or .html) of sentence --index")
     ] = None,
     index: Annotated[int, typer.Option(help="which pair of the split --heatmap shows")] = 0,
+    data: Annotated[
+        str | None,
+        typer.Option(help="score these pairs instead (a TSV, or a Moses prefix)"),
+    ] = None,
 ) -> None:
-    """sacreBLEU and chrF on a split, with sacreBLEU's signature."""
+    """sacreBLEU and chrF on a split (of the data the model was trained on), or on --data."""
     from lstmkit.apps.translate.data import load_pairs
     from lstmkit.apps.translate.evaluate import evaluate_split, save_heatmap
+    from lstmkit.apps.translate.user_pairs import read_pairs
 
     if split not in ("train", "validation", "test"):
         _fail(f"--split must be train, validation or test, got {split!r}")
     translator = _load(model)
+    try:
+        pairs = read_pairs(data, translator.cfg) if data else load_pairs(split, translator.cfg)
+    except (OSError, ValueError) as e:
+        _fail(str(e))
+    if data:
+        split = data
     _decoding_overrides(translator, alpha, beta, beam)
     if limit is not None and limit < 1:
         _fail(f"--limit must be >= 1, got {limit}")
@@ -187,7 +228,7 @@ def evaluate(
         f"α={cfg.length_penalty}, β={cfg.coverage_penalty}"
     )
     for k in beams:
-        scores = evaluate_split(translator, split, beam_size=k, limit=limit)
+        scores = evaluate_split(translator, split, beam_size=k, limit=limit, pairs=pairs)
         typer.echo(f"\n{split}, {'greedy search' if k == 1 else f'beam search k={k}'}:")
         for line in scores.lines():
             typer.echo("  " + line)
@@ -196,7 +237,6 @@ def evaluate(
             path.write_text("\n".join(scores.hypotheses) + "\n", encoding="utf-8")
             typer.echo(f"  translations: {path}")
     if heatmap is not None:
-        pairs = load_pairs(split, cfg)
         if not 0 <= index < len(pairs):
             _fail(f"--index must be in [0, {len(pairs)}), got {index}")
         result = translator.translate([pairs[index][0]], beam_size=beams[-1])[0]

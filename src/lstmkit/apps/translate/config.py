@@ -42,8 +42,20 @@ class TranslateConfig:
     """Every setting of a translation run (data, vocabulary, model, training, decoding)."""
 
     # -- data and vocabulary --------------------------------------------------------------
-    src_vocab_size: int = _f(4000, "SentencePiece vocabulary size of the German side")
-    tgt_vocab_size: int = _f(4000, "SentencePiece vocabulary size of the English side")
+    data: str = _f(
+        "",
+        "your parallel data instead of the dictionary: a TSV of source<TAB>target lines, or "
+        "the prefix of Moses-style files PREFIX.<source_lang> and PREFIX.<target_lang>; split "
+        "90/5/5 by a hash of the source unless valid_data / test_data are given",
+    )
+    source_file: str = _f("", "your source sentences, one per line (with target_file)")
+    target_file: str = _f("", "their translations, line by line (with source_file)")
+    valid_data: str = _f("", "validation pairs (TSV or Moses prefix); default: the hash split")
+    test_data: str = _f("", "test pairs (TSV or Moses prefix); default: the hash split")
+    source_lang: str = _f("de", "language code of the source side (kept in the model file)")
+    target_lang: str = _f("en", "language code of the target side (kept in the model file)")
+    src_vocab_size: int = _f(4000, "SentencePiece vocabulary size of the source (German) side")
+    tgt_vocab_size: int = _f(4000, "SentencePiece vocabulary size of the target (English) side")
     spm_model_type: str = _f("unigram", "SentencePiece model type: unigram or bpe")
     phrases: int = _f(
         0,
@@ -157,6 +169,22 @@ class TranslateConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
+        if bool(self.source_file) != bool(self.target_file):
+            raise ValueError("source_file and target_file go together (aligned line by line)")
+        if self.data and self.source_file:
+            raise ValueError("give data or source_file/target_file, not both")
+        user = bool(self.data or self.source_file)
+        if (self.valid_data or self.test_data) and not user:
+            raise ValueError("valid_data and test_data go with data or source_file/target_file")
+        if user and self.phrases:
+            raise ValueError("phrases adds the dictionary's phrase pairs: not with your own data")
+        for name in ("source_lang", "target_lang"):
+            code = getattr(self, name)
+            if not (isinstance(code, str) and 1 <= len(code) <= 16 and code.replace("-", "")
+                    .replace("_", "").isalnum()):  # fmt: skip
+                raise ValueError(f"{name} must be a language code such as 'de', got {code!r}")
+        if self.source_lang == self.target_lang:
+            raise ValueError(f"source_lang and target_lang are both {self.source_lang!r}")
         if self.phrases < -1:
             raise ValueError(f"phrases must be -1 (all), 0 or a count, got {self.phrases}")
         for name in ("epochs", "early_stopping", "lr_patience", "seed", "threads"):

@@ -40,12 +40,19 @@ Pair = tuple[str, str]
 
 
 def load_pairs(split: str, cfg: TranslateConfig) -> list[Pair]:
-    """``(German, English)`` pairs of ``split``. Of the training split, ``cfg.train_fraction``
-    of the sentence pairs are kept (the first of a shuffle drawn with ``cfg.seed``, in their
-    original order, so a smaller fraction's pairs are a subset of a larger one's), and
-    ``cfg.phrases`` phrase pairs are added (a subset drawn with ``cfg.seed``, the same for every
-    run with that seed)."""
-    sentences = pairs = load_de_en(split)
+    """``(German, English)`` pairs of ``split`` (``(source, target)`` pairs of the user's data
+    when ``cfg.data`` or ``cfg.source_file`` is set: :mod:`~.user_pairs`).
+
+    Of the training split, ``cfg.train_fraction`` of the sentence pairs are kept (the first of a
+    shuffle drawn with ``cfg.seed``, in their original order, so a smaller fraction's pairs are a
+    subset of a larger one's), and ``cfg.phrases`` phrase pairs are added (a subset drawn with
+    ``cfg.seed``, the same for every run with that seed)."""
+    if cfg.data or cfg.source_file:
+        from lstmkit.apps.translate.user_pairs import user_split
+
+        sentences = pairs = user_split(split, cfg)
+    else:
+        sentences = pairs = load_de_en(split)
     if split == "train" and cfg.train_fraction < 1.0:
         order = list(range(len(pairs)))
         random.Random(cfg.seed).shuffle(order)

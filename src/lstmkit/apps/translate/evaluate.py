@@ -92,9 +92,10 @@ def evaluate_split(
     beam_size: int | None = None,
     limit: int | None = None,
     fast: bool = True,
+    pairs: list[tuple[str, str]] | None = None,
 ) -> Scores:
-    """Translate ``split`` (its first ``limit`` pairs) and score it."""
-    pairs = load_pairs(split, translator.cfg)
+    """Translate ``split`` (its first ``limit`` pairs), or ``pairs`` when given, and score it."""
+    pairs = load_pairs(split, translator.cfg) if pairs is None else list(pairs)
     if limit:
         pairs = pairs[:limit]
     sources = [de for de, _ in pairs]

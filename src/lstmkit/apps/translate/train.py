@@ -338,10 +338,13 @@ def train(
     backup = BackupAndRestore(
         out_dir / BACKUP_DIR, save_freq=100, allow_other_files=allow_other_files
     )
-    resumed = _check_run_dir(out_dir, cfg, fresh, backup)
-    torch.manual_seed(cfg.seed)
+    # The data first: a file it cannot read leaves the run directory untouched.
     train_pairs = load_pairs("train", cfg) if train_pairs is None else list(train_pairs)
     val_pairs = load_pairs("validation", cfg) if val_pairs is None else list(val_pairs)
+    if cfg.test_data or cfg.data or cfg.source_file:
+        load_pairs("test", cfg)  # readable, and not empty, before hours of training
+    resumed = _check_run_dir(out_dir, cfg, fresh, backup)
+    torch.manual_seed(cfg.seed)
     src_path, tgt_path = out_dir / "spm.de.model", out_dir / "spm.en.model"
     start = _initial_model(cfg) if cfg.init_from and not resumed else None
     if start is not None:
@@ -357,7 +360,7 @@ def train(
     if verbose:
         print(
             f"{len(train_pairs)} training pairs, {len(val_pairs)} validation pairs; "
-            f"vocabularies: {len(src)} German, {len(tgt)} English pieces"
+            f"vocabularies: {len(src)} {cfg.source_lang}, {len(tgt)} {cfg.target_lang} pieces"
         )
     train_data = make_loader(
         encode_pairs(train_pairs, src, tgt, cfg), cfg.batch_size, True, cfg.seed
