@@ -46,6 +46,7 @@ FREE_INSIDE = {("speech", ("speech", "config"))}  # the training config, kept fo
 MAY_BE_MISSING = {
     ("sentiment", ("results",)),
     ("sentiment", ("labels",)),  # files written before class names: the demo's two
+    ("speech", ("speech", "unit")),  # files written before character models: words
     ("speech", ("speech", "config")),
     ("translate", ("config",)),  # the decoding defaults apply
 }

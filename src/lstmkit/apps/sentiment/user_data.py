@@ -1,43 +1,24 @@
 """The user's own labelled texts: CSV, TSV, JSON Lines, or a folder of one subfolder per class.
 
 :func:`read_labelled` reads one source into texts, label names and where each came from
-(``file:line``, for messages). The format comes from the path:
-
-* ``*.csv`` / ``*.tsv`` (or ``*.tab``): a header row naming the columns, then one example per
-  row, read with Python's ``csv`` module (quotes, commas or tabs and line breaks inside quoted
-  fields work as in spreadsheets' exports);
-* ``*.jsonl`` / ``*.ndjson``: one JSON object per line (blank lines skipped);
-* a folder: one subfolder per class, every ``*.txt`` file below it one example, as Keras's
-  ``text_dataset_from_directory`` reads it (class names are the subfolder names).
+(``file:line``, for messages). Tables (``*.csv``, ``*.tsv``, ``*.jsonl``) are read by
+:func:`lstmkit.data.tables.read_columns` (which names the file, line and column of any bad
+record); a folder holds one subfolder per class, every ``*.txt`` file below it one example, as
+Keras's ``text_dataset_from_directory`` reads it (class names are the subfolder names).
 
 ``text_column`` and ``label_column`` name the fields (default ``text`` and ``label``). Class
 names are the label values as strings; their order is sorted (as Keras sorts subfolders), and
-with two classes the second is the one whose probability a binary model outputs. Refused, with a
-``ValueError`` naming the file (and the line where there is one): a file that is not UTF-8, a
-missing column (the columns found are listed), an empty text or label, a line that is not a JSON
-object, an unknown extension, a source with no examples.
-
->>> import io
->>> rows = read_csv_text(io.StringIO('text,label\\n"good, really",pos\\nbad,neg\\n'), "r.csv", ",",
-...                      "text", "label")
->>> rows.texts, rows.labels, rows.where
-(['good, really', 'bad'], ['pos', 'neg'], ['r.csv:2', 'r.csv:3'])
+with two classes the second is the one whose probability a binary model outputs.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
 
+from lstmkit.data.tables import read_columns
 from lstmkit.data.user_text import decode_text
-
-TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
 @dataclass(frozen=True)
@@ -50,80 +31,6 @@ class Labelled:
 
     def __len__(self) -> int:
         return len(self.texts)
-
-
-def _cell(value: Any, column: str, where: str, what: str) -> str:
-    if value is None:
-        raise ValueError(f"{where}: no {what} column {column!r} in this row")
-    if isinstance(value, (dict, list)):
-        raise ValueError(f"{where}: the {what} {column!r} is a JSON {type(value).__name__}, "
-                         f"expected a string")  # fmt: skip
-    text = str(value).strip() if not isinstance(value, str) else value
-    if not text.strip():
-        raise ValueError(f"{where}: the {what} ({column!r}) is empty")
-    return text
-
-
-def read_csv_text(
-    handle: TextIO, name: str, delimiter: str, text_column: str, label_column: str | None
-) -> Labelled:
-    """Rows of a CSV/TSV whose first row names the columns (see the module docstring)."""
-    reader = csv.DictReader(handle, delimiter=delimiter, strict=True)
-    try:
-        columns = reader.fieldnames
-    except csv.Error as e:
-        raise ValueError(f"{name}:1: not a readable table: {e}") from None
-    if not columns:
-        raise ValueError(f"{name}: no header row (expected column names, e.g. text,label)")
-    wanted = [text_column] + ([label_column] if label_column else [])
-    for column, flag in zip(wanted, ("--text-column", "--label-column"), strict=False):
-        if column not in columns:
-            raise ValueError(
-                f"{name}: no column {column!r} (columns: {', '.join(map(repr, columns))}); "
-                f"name the right one with {flag}"
-            )
-    texts, labels, where = [], [], []
-    try:
-        for row in reader:
-            at = f"{name}:{reader.line_num}"
-            if None in row:
-                raise ValueError(
-                    f"{at}: {len(columns) + len(row[None])} fields where the header has "
-                    f"{len(columns)} (an unquoted {delimiter!r} in a text?)"
-                )
-            texts.append(_cell(row.get(text_column), text_column, at, "text"))
-            if label_column:
-                labels.append(_cell(row.get(label_column), label_column, at, "label"))
-            where.append(at)
-    except csv.Error as e:
-        raise ValueError(f"{name}:{reader.line_num}: not a readable table: {e}") from None
-    return Labelled(texts, labels if label_column else None, where)
-
-
-def read_jsonl_text(text: str, name: str, text_column: str, label_column: str | None) -> Labelled:
-    """One JSON object per line (see the module docstring)."""
-    texts, labels, where = [], [], []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        at = f"{name}:{number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{at}: not JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise ValueError(f"{at}: expected a JSON object, got a {type(obj).__name__}")
-        for column, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
-            if column and column not in obj:
-                raise ValueError(
-                    f"{at}: no key {column!r} (keys: {', '.join(map(repr, obj))}); name the "
-                    f"right one with {flag}"
-                )
-        texts.append(_cell(obj[text_column], text_column, at, "text"))
-        if label_column:
-            labels.append(_cell(obj[label_column], label_column, at, "label"))
-        where.append(at)
-    return Labelled(texts, labels if label_column else None, where)
 
 
 def read_folder(path: Path, with_labels: bool = True) -> Labelled:
@@ -159,21 +66,13 @@ def read_labelled(
     if path.is_dir():
         out = read_folder(path, with_labels=label_column is not None)
     else:
-        suffix = path.suffix.lower()
-        if suffix not in TABLE_SUFFIXES and suffix not in JSONL_SUFFIXES:
-            known = ", ".join([*TABLE_SUFFIXES, *JSONL_SUFFIXES])
-            raise ValueError(
-                f"{path}: unknown data format {suffix or '(no extension)'!r}; expected one of "
-                f"{known}, or a folder of one subfolder per class"
-            )
-        text = decode_text(path.read_bytes(), str(path))
-        if suffix in TABLE_SUFFIXES:
-            out = read_csv_text(
-                io.StringIO(text, newline=""), str(path), TABLE_SUFFIXES[suffix], text_column,
-                label_column,
-            )  # fmt: skip
-        else:
-            out = read_jsonl_text(text, str(path), text_column, label_column)
+        wanted = {text_column: "--text-column"}
+        if label_column is not None:
+            wanted[label_column] = "--label-column"
+        table = read_columns(path, wanted)
+        texts = [row[0] for row in table.rows]
+        labels = [row[1] for row in table.rows] if label_column is not None else None
+        out = Labelled(texts, labels, table.where)
     if not out.texts:
         raise ValueError(f"{path}: no examples (only a header, or only blank lines)")
     return out

@@ -149,9 +149,24 @@ def evaluate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the scores as one JSON object.")
     ] = False,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest",
+            help="Score your recordings instead: a CSV/TSV/JSONL manifest or a folder of "
+            "x.wav + x.txt.",
+        ),
+    ] = None,
+    audio_column: Annotated[
+        str | None, typer.Option(help="Manifest column of the audio paths (default: training's).")
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option(help="Manifest column of the transcripts (default: training's).")
+    ] = None,
 ) -> None:
-    """Score a saved model: WER, CER and SER with greedy and beam decoding."""
-    from lstmkit.apps.speech.evaluate import Recognizer, by_group_line
+    """Score a saved model: WER, CER and SER with greedy and beam decoding (on the digits'
+    splits, or on your --manifest)."""
+    from lstmkit.apps.speech.evaluate import Recognizer, by_group_line, evaluate_manifest
 
     if beam_size < 1:
         raise ValueError(f"--beam-size must be >= 1, got {beam_size}")
@@ -160,13 +175,19 @@ def evaluate(
     root = data_dir or Path(trained.get("data_dir", SpeechConfig().data_dir))
     cache = cache_dir or trained.get("cache_dir", SpeechConfig().cache_dir)
     results = {}
-    for split in sets or ["test", "real"]:
+    if manifest is not None and sets:
+        raise ValueError("--set scores the digits' splits; with --manifest yours is scored")
+    if manifest is not None:
+        results[str(manifest)] = evaluate_manifest(
+            rec, manifest, cache, beam_size, audio_column, text_column
+        )
+    for split in [] if manifest is not None else sets or ["test", "real"]:
         if split not in ("test", "real", "val", "train"):
             raise ValueError(f"--set must be one of test, real, val, train; got {split!r}")
         results[split] = rec.evaluate_split(root, split, cache, beam_size)
     if as_json:
         keys = ("n", "greedy", "beam", "groups")
-        typer.echo(json.dumps({s: {k: r[k] for k in keys} for s, r in results.items()}))
+        typer.echo(json.dumps({s: {k: r[k] for k in keys if k in r} for s, r in results.items()}))
         return
     console = Console(highlight=False)
     for split, r in results.items():
@@ -176,7 +197,7 @@ def evaluate(
             f"CER {100 * g['cer']:.2f}% SER {100 * g['ser']:.2f}%  |  beam {beam_size} "
             f"WER {100 * b['wer']:.2f}% CER {100 * b['cer']:.2f}% SER {100 * b['ser']:.2f}%"
         )
-        if line := by_group_line(r["groups"]["beam"]):
+        if "groups" in r and (line := by_group_line(r["groups"]["beam"])):
             console.print(line)
         for uid, ref, hyp in r["errors"]["beam"][:errors]:
             console.print(f"  {uid}: ref {ref!r}  hyp {hyp!r}")

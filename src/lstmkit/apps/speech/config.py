@@ -50,6 +50,17 @@ class SpeechConfig(ConfigMixin):
     """What ``lstmkit speech synthesize | train`` do; see the module docstring."""
 
     # -- data --------------------------------------------------------------------------------
+    manifest: str = _opt(
+        "",
+        "Your recordings instead of the digits: a CSV/TSV/JSONL of audio paths and transcripts "
+        "(--audio-column, --text-column) or a folder of x.wav + x.txt; modelled character by "
+        "character; split 90/5/5 by a hash of the audio path unless --valid-manifest / "
+        "--test-manifest are given.",
+    )
+    valid_manifest: str = _opt("", "Validation recordings (same formats as --manifest).")
+    test_manifest: str = _opt("", "Test recordings (same formats as --manifest).")
+    audio_column: str = _opt("audio", "The column (or JSON key) of the audio paths.")
+    text_column: str = _opt("text", "The column (or JSON key) of the transcripts.")
     data_dir: str = _opt(DEFAULT_DATA_DIR, "Folder of the synthesised corpus (manifest + WAVs).")
     n_train: int = _opt(
         20000, "Training utterances (espeak-ng's training voices, festival's, pico's)."
@@ -180,6 +191,11 @@ class SpeechConfig(ConfigMixin):
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"SpeechConfig: dropout must be in [0, 1), got {self.dropout}")
+        if (self.valid_manifest or self.test_manifest) and not self.manifest:
+            raise ValueError("SpeechConfig: valid_manifest and test_manifest go with manifest")
+        for name in ("audio_column", "text_column"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"SpeechConfig: {name} must not be empty")
 
 
 def field_help(name: str) -> str:

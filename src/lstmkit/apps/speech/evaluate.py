@@ -51,6 +51,7 @@ MAX_SECONDS = 120.0
 """The longest audio transcribed by default (the CLI's ``--max-seconds``, the server's limit):
 the prefix beam search's time and memory grow with the length (an hour took 60 s and 1.3 GB)."""
 ASSET_KEY = "speech"
+UNITS = ("word", "char")
 ASSET_FORMAT = 1
 DECODERS = ("greedy", "beam")
 
@@ -79,6 +80,7 @@ class Recognizer:
     vocabulary: tuple[str, ...]
     spec: FeatureSpec
     config: dict[str, Any] = field(default_factory=dict)
+    unit: str = "word"  # "word": the digits' words; "char": the user's data, letter by letter
 
     # -- files -------------------------------------------------------------------------------
 
@@ -122,6 +124,11 @@ class Recognizer:
                 f"{model.n_mels} mel bands"
             )
         config = reader.mapping("config", required=False)
+        unit = reader.get("unit", str, required=False) or "word"
+        if unit not in UNITS:
+            raise ModelFileError(
+                f"{reader.where}: 'unit' must be one of {', '.join(UNITS)}, got {unit!r}"
+            )
         classes = getattr(model, "n_classes", None)
         if isinstance(classes, int) and classes != len(vocabulary) + 1:
             raise ModelFileError(
@@ -129,7 +136,7 @@ class Recognizer:
                 f"outputs {classes} classes (expected the symbols plus the CTC blank)"
             )
         model.eval()
-        return cls(model, vocabulary, spec, dict(config))
+        return cls(model, vocabulary, spec, dict(config), unit)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the model, vocabulary, feature settings and config to one file, atomically.
@@ -144,6 +151,7 @@ class Recognizer:
             ASSET_KEY: {
                 "format": ASSET_FORMAT,
                 "vocabulary": list(self.vocabulary),
+                "unit": self.unit,
                 "features": self.spec.to_dict(),
                 "config": self.config,
             },
@@ -185,7 +193,7 @@ class Recognizer:
             labels = ctc_prefix_beam_search(torch.from_numpy(log_probs), beam_size)[0][0]
         else:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-        return decode_labels(labels, self.vocabulary)
+        return decode_labels(labels, self.vocabulary, self.unit)
 
     # -- transcription -----------------------------------------------------------------------
 
@@ -306,6 +314,28 @@ class Recognizer:
         feats = load_features(utterances, self.spec, cache_dir, split, progress)
         engines = [u.params["engine"] for u in utterances]
         return self.evaluate(feats, beam_size=beam_size, groups=engines)
+
+
+def evaluate_manifest(
+    recognizer: Recognizer,
+    path: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    beam_size: int = 8,
+    audio_column: str | None = None,
+    text_column: str | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """:meth:`Recognizer.evaluate` on the recordings of a manifest or folder of the user's
+    (:mod:`.manifest`; columns default to the training run's)."""
+    from lstmkit.apps.speech.manifest import read_manifest
+
+    cfg = recognizer.config
+    recordings = read_manifest(
+        path, audio_column or cfg.get("audio_column", "audio"),
+        text_column or cfg.get("text_column", "text"),
+    )  # fmt: skip
+    feats = load_features(recordings, recognizer.spec, cache_dir, "manifest", progress)
+    return recognizer.evaluate(feats, beam_size=beam_size)
 
 
 def by_group_line(groups: dict[str, dict[str, float]]) -> str:

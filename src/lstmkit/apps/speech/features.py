@@ -193,26 +193,31 @@ def _read_cache(path: Path) -> FeatureSet | None:
 # --------------------------------------------------------------------------- batches
 
 
-def encode_transcript(text: str, vocabulary: Sequence[str]) -> list[int]:
-    """Class ids of a transcript's words: word ``k`` of ``vocabulary`` is class ``k + 1``
-    (class 0 is CTC's blank).
+def encode_transcript(text: str, vocabulary: Sequence[str], unit: str = "word") -> list[int]:
+    """Class ids of a transcript: its words (``unit="word"``, the digits) or its characters
+    (``"char"``, the user's data, the space included); symbol ``k`` of ``vocabulary`` is class
+    ``k + 1`` (class 0 is CTC's blank).
 
     Raises:
-        ValueError: a word outside the vocabulary.
+        ValueError: a word (or character) outside the vocabulary.
     """
     index = {w: k + 1 for k, w in enumerate(vocabulary)}
+    symbols = list(text) if unit == "char" else text.split()
     try:
-        return [index[w] for w in text.split()]
+        return [index[w] for w in symbols]
     except KeyError as e:
+        what = "character" if unit == "char" else "word"
         raise ValueError(
-            f"transcript {text!r} has the word {e.args[0]!r}, not in the vocabulary "
-            f"{list(vocabulary)}"
+            f"transcript {text!r} has the {what} {e.args[0]!r}, not in the vocabulary "
+            f"{''.join(vocabulary) if unit == 'char' else list(vocabulary)}"
         ) from None
 
 
-def decode_labels(labels: Sequence[int], vocabulary: Sequence[str]) -> str:
-    """The words of class ids (blank and unknown ids are skipped)."""
-    return " ".join(vocabulary[c - 1] for c in labels if 1 <= c <= len(vocabulary))
+def decode_labels(labels: Sequence[int], vocabulary: Sequence[str], unit: str = "word") -> str:
+    """The words (or characters, spaces normalised) of class ids; blank and unknown ids are
+    skipped."""
+    symbols = [vocabulary[c - 1] for c in labels if 1 <= c <= len(vocabulary)]
+    return " ".join("".join(symbols).split()) if unit == "char" else " ".join(symbols)
 
 
 def pad_batch(
@@ -319,10 +324,11 @@ class BatchLoader:
         augment: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         perturb: Callable[[np.ndarray], np.ndarray] | None = None,
         shard: bool = False,
+        unit: str = "word",
     ) -> None:
         self.data, self.batches, self.augment, self.perturb = data, batches, augment, perturb
         self.shard = shard
-        self.labels = [encode_transcript(t, vocabulary) for t in data.transcripts]
+        self.labels = [encode_transcript(t, vocabulary, unit) for t in data.transcripts]
 
     def __len__(self) -> int:
         return len(self.batches)

@@ -93,10 +93,10 @@ def split_features(
     )
 
 
-def build_model(cfg: SpeechConfig) -> SpeechRecognizer:
+def build_model(cfg: SpeechConfig, n_classes: int = len(VOCABULARY) + 1) -> SpeechRecognizer:
     return SpeechRecognizer(
         n_mels=cfg.n_mels,
-        n_classes=len(VOCABULARY) + 1,
+        n_classes=n_classes,
         frontend=cfg.frontend,
         conv_filters=cfg.conv_filters,
         conv_kernel=cfg.conv_kernel,
@@ -231,17 +231,30 @@ def train(
     set_random_seed(cfg.seed)
     started = (time.perf_counter(), _cpu_time())
 
-    manifest = synthesize(cfg, progress)
-    data = {s: split_features(cfg, manifest, s, progress) for s in ("train", "val")}
+    spec = feature_spec(cfg)
+    if cfg.manifest:  # the user's recordings, letter by letter
+        from lstmkit.apps.speech.manifest import char_vocabulary, user_recordings
+
+        recordings = user_recordings(cfg)
+        manifest = None
+        data = {
+            s: load_features(recordings[s], spec, cfg.cache_dir, f"user-{s}", progress)
+            for s in ("train", "val")
+        }
+        vocabulary = char_vocabulary(data["train"].transcripts + data["val"].transcripts)
+        unit = "char"
+    else:
+        manifest = synthesize(cfg, progress)
+        data = {s: split_features(cfg, manifest, s, progress) for s in ("train", "val")}
+        vocabulary, unit = VOCABULARY, "word"
     t_data = _elapsed(started)
     log(
         f"data ready: {len(data['train'])} train, {len(data['val'])} val utterances "
-        f"({t_data[0] / 60:.1f} min)"
+        f"({t_data[0] / 60:.1f} min); {len(vocabulary)} {unit} classes and the blank"
     )
 
-    model = build_model(cfg)
-    spec = feature_spec(cfg)
-    recognizer = Recognizer(model, VOCABULARY, spec, cfg.to_dict())
+    model = build_model(cfg, len(vocabulary) + 1)
+    recognizer = Recognizer(model, tuple(vocabulary), spec, cfg.to_dict(), unit)
 
     def loader(split: str, shuffle: bool, augment: bool) -> BatchLoader:
         frames = torch.tensor([f.shape[0] for f in data[split].feats])
@@ -261,7 +274,7 @@ def train(
                 if cfg.warp_prob > 0
                 else None,
             )
-        return BatchLoader(data[split], VOCABULARY, batches, aug, perturb, shard=shuffle)
+        return BatchLoader(data[split], vocabulary, batches, aug, perturb, shard=shuffle, unit=unit)
 
     train_loader = loader("train", shuffle=True, augment=True)
     val_loader = loader("val", shuffle=False, augment=False)
@@ -292,7 +305,17 @@ def train(
 
     model.eval()
     scores: dict[str, Any] = {}
-    for split in ("test", "real") if chief else ():
+    if cfg.manifest and chief:
+        test = load_features(recordings["test"], spec, cfg.cache_dir, "user-test", progress)
+        result = recognizer.evaluate(test, beam_size=cfg.beam_size)
+        scores["test"] = {k: result[k] for k in ("n", "greedy", "beam")}
+        scores["test"]["examples_wrong"] = result["errors"]["beam"][:20]
+        g, b = result["greedy"], result["beam"]
+        log(
+            f"test: greedy WER {100 * g['wer']:.2f}% CER {100 * g['cer']:.2f}%  |  beam "
+            f"{cfg.beam_size} WER {100 * b['wer']:.2f}% CER {100 * b['cer']:.2f}%"
+        )
+    for split in ("test", "real") if chief and not cfg.manifest else ():
         if not getattr(cfg, f"n_{split}"):
             continue
         result = recognizer.evaluate_split(manifest, split, cfg.cache_dir, cfg.beam_size, progress)
@@ -350,6 +373,12 @@ def train(
 def prepare_data(cfg: SpeechConfig, progress: bool = False) -> None:
     """Make the corpus and every split's feature cache now (reused when they exist), so that
     several training processes (``--nproc``) only read them instead of racing to write them."""
+    if cfg.manifest:
+        from lstmkit.apps.speech.manifest import user_recordings
+
+        for split, rows in user_recordings(cfg).items():
+            load_features(rows, feature_spec(cfg), cfg.cache_dir, f"user-{split}", progress)
+        return
     manifest = synthesize(cfg, progress)
     for split in ("train", "val", "test", "real"):
         if split in ("train", "val") or getattr(cfg, f"n_{split}"):

@@ -19,7 +19,6 @@ import base64
 import io
 import math
 import random
-import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -29,6 +28,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from lstmkit.apps.translate.config import TranslateConfig
+from lstmkit.apps.translate.user_pairs import clean_line, user_split
 from lstmkit.datasets.translation import load_de_en
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -48,8 +48,6 @@ def load_pairs(split: str, cfg: TranslateConfig) -> list[Pair]:
     subset of a larger one's), and ``cfg.phrases`` phrase pairs are added (a subset drawn with
     ``cfg.seed``, the same for every run with that seed)."""
     if cfg.data or cfg.source_file:
-        from lstmkit.apps.translate.user_pairs import user_split
-
         sentences = pairs = user_split(split, cfg)
     else:
         sentences = pairs = load_de_en(split)
@@ -144,12 +142,6 @@ def train_vocabs(pairs: Sequence[Pair], cfg: TranslateConfig) -> tuple[Vocab, Vo
 
 
 # -- encoding -------------------------------------------------------------------------------------
-
-
-def clean_line(text: str) -> str:
-    """Unicode NFC and single spaces (what the dataset's sentences look like)."""
-    text = unicodedata.normalize("NFC", text)
-    return " ".join(text.replace("’", "'").split())
 
 
 def encode_source(text: str, vocab: Vocab, cfg: TranslateConfig, *, warn: bool = True) -> list[int]:

@@ -11,18 +11,25 @@
   ``corpus.en``) read as two aligned files.
 
 Files are UTF-8 (:func:`lstmkit.data.user_text.decode_text` names the byte of any other
-encoding); sentences are NFC-normalised with single spaces (:func:`~.data.clean_line`).
+encoding); sentences are NFC-normalised with single spaces (:func:`clean_line`).
 :func:`user_split` cuts the pairs 90/5/5 by a hash of the source, as the dictionary is split.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 from lstmkit.apps.translate.config import TranslateConfig
 from lstmkit.data.user_text import decode_text
 
 Pair = tuple[str, str]
+
+
+def clean_line(text: str) -> str:
+    """Unicode NFC and single spaces (what the dataset's sentences look like)."""
+    text = unicodedata.normalize("NFC", text)
+    return " ".join(text.replace("’", "'").split())
 
 
 def _lines(path: Path) -> list[str]:
@@ -33,8 +40,6 @@ def _lines(path: Path) -> list[str]:
 
 def read_tsv(path: str | Path) -> list[Pair]:
     """Pairs of a ``source<TAB>target`` file."""
-    from lstmkit.apps.translate.data import clean_line
-
     path = Path(path)
     pairs = []
     for number, line in enumerate(_lines(path), start=1):
@@ -56,8 +61,6 @@ def read_tsv(path: str | Path) -> list[Pair]:
 
 def read_aligned(source_file: str | Path, target_file: str | Path) -> list[Pair]:
     """Pairs of two files aligned line by line."""
-    from lstmkit.apps.translate.data import clean_line
-
     source_file, target_file = Path(source_file), Path(target_file)
     sources, targets = _lines(source_file), _lines(target_file)
     for lines in (sources, targets):  # a final line end is no extra line
