@@ -233,3 +233,13 @@ def test_bad_data_is_one_line_and_writes_nothing(tmp_path, files, extra, message
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and re.search(message, lines[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no runs/ folder, no model
+
+
+def test_a_three_class_model_exports_to_onnx(three_class, tmp_path) -> None:
+    from lstmkit.serve.onnx_export import export_onnx
+
+    _, out, _ = three_class
+    report = export_onnx(out, tmp_path / "m.onnx")  # checks onnxruntime against lstmkit
+    assert "probabilities ('batch', 3)" in report.describe()
+    assert report.max_abs_diff is not None and report.max_abs_diff <= 1e-5
+    assert report.outputs == {"probabilities": ["batch", 3]}

@@ -169,3 +169,15 @@ def test_bad_split_options(tmp_path) -> None:
     assert result.exit_code == 1 and "--valid-fraction" in result.output
     result = runner.invoke(app, ["textgen", "train", "--valid", str(tmp_path / "a.txt"), *TINY])
     assert result.exit_code == 1 and "--valid and --test go with --data" in result.output
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["lstmkit.data.user_text", "lstmkit.data.tables", "lstmkit.apps.speech.manifest"],
+)
+def test_docstring_examples(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
