@@ -289,3 +289,39 @@ def show_config() -> None:
 
     for name, (kind, default, help_text) in TranslateConfig.fields_help().items():
         typer.echo(f"{name} ({kind}, default {default!r}): {help_text}")
+
+
+corpus_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Build parallel corpora from local files."
+)
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("l10n")
+def corpus_l10n(
+    out: Annotated[Path, typer.Option(help="the TSV to write (source<TAB>English)")] = Path(
+        "data/l10n.de-en.tsv"
+    ),
+    lang: Annotated[str, typer.Option(help="language of the installed catalogues")] = "de",
+    locale_dir: Annotated[Path, typer.Option(help="where the catalogues are")] = Path(
+        "/usr/share/locale"
+    ),
+    min_words: Annotated[int, typer.Option(help="fewest words of a kept sentence")] = 4,
+) -> None:
+    """Sentence pairs from the installed gettext catalogues (<lang> -> English), as a TSV for
+    `translate train --data` (see docs/translate.md)."""
+    from lstmkit.apps.translate.l10n import catalogue_pairs, write_tsv
+
+    if min_words < 1:
+        _fail(f"--min-words must be >= 1, got {min_words}")
+    try:
+        pairs, stats = catalogue_pairs(lang, locale_dir, min_words)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    write_tsv(pairs, out)
+    typer.echo(
+        f"{stats.kept:,} sentence pairs from {stats.catalogues} catalogues ({stats.entries:,} "
+        f"entries: {stats.not_sentences:,} not sentences, {stats.multi_line:,} of several "
+        f"lines, {stats.format_mismatch:,} with mismatched placeholders or numbers, "
+        f"{stats.duplicates:,} duplicates); wrote {out}"
+    )
