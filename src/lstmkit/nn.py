@@ -84,9 +84,10 @@ class RNNTypeError(TypeError, ValueError, RuntimeError):
     weights) or ``RuntimeError`` (``hx`` vs input, cells) for the same call."""
 
 
-class RNNStateTypeError(TypeError, IndexError):
+class RNNStateTypeError(TypeError, IndexError, RuntimeError):
     """An LSTM ``hx`` that is not a pair ``(h_0, c_0)``: lstmkit's ``TypeError``; torch
-    fails with an ``IndexError`` indexing it."""
+    fails with an ``IndexError`` indexing it (a tensor of one row, a 1-tuple) or a
+    ``RuntimeError`` (a tensor of several rows, a 3-tuple)."""
 
 
 def _check_flag(name: str, arg: str, value: Any) -> bool:
@@ -209,11 +210,10 @@ class _RNNBase(nn.Module):
                 )
             if value < low:
                 raise ValueError(f"{name}: {arg} must be an integer >= {low}, got {value}")
-        if (
-            isinstance(dropout, bool)
-            or not isinstance(dropout, numbers.Number)
-            or not 0.0 <= float(dropout) <= 1.0
-        ):
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Number):
+            # torch: TypeError where float() fails (None, a list), ValueError otherwise
+            raise RNNTypeError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
+        if not 0.0 <= float(dropout) <= 1.0:
             raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
         if dropout > 0 and num_layers == 1:
             warnings.warn(
@@ -854,6 +854,19 @@ class RNN(_RNNBase):
 # -- single cells -----------------------------------------------------------------------------
 
 
+def _check_cell_sizes(name: str, input_size: Any, hidden_size: Any) -> None:
+    """torch's cells fail in ``torch.empty`` on these: ``TypeError`` for a size that is not an
+    int, ``RuntimeError`` for a negative one (lstmkit's error is both a ``ValueError`` and a
+    ``RuntimeError``)."""
+    for arg, value, low in (("input_size", input_size, 1), ("hidden_size", hidden_size, 0)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(
+                f"{name}: {arg} must be an int, got {value!r} ({type(value).__name__})"
+            )
+        if value < low:
+            raise RNNValueError(f"{name}: {arg} must be an integer >= {low}, got {value}")
+
+
 def _cell_input(cell: nn.Module, input: Any, hx: Any, n_states: int) -> tuple[Tensor, list, bool]:
     """Check a cell's ``(input, hx)`` as torch does; returns batched ``x``, states, unbatched."""
     name = type(cell).__name__
@@ -948,6 +961,7 @@ class LSTMCell(cells_mod.LSTMCell):
         peephole: bool = False,
         layer_norm: bool = False,
     ) -> None:
+        _check_cell_sizes("LSTMCell", input_size, hidden_size)
         super().__init__(
             input_size,
             hidden_size,
@@ -996,6 +1010,7 @@ class GRUCell(cells_mod.GRUCell):
         device: Any = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        _check_cell_sizes("GRUCell", input_size, hidden_size)
         super().__init__(
             input_size,
             hidden_size,
@@ -1042,6 +1057,7 @@ class RNNCell(cells_mod.SimpleRNNCell):
         device: Any = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        _check_cell_sizes("RNNCell", input_size, hidden_size)
         if nonlinearity not in ("tanh", "relu"):
             # torch raises RuntimeError (at the first call); lstmkit at once
             raise RNNValueError(
