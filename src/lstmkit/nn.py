@@ -860,9 +860,7 @@ def _check_cell_sizes(name: str, input_size: Any, hidden_size: Any) -> None:
     ``RuntimeError``)."""
     for arg, value, low in (("input_size", input_size, 1), ("hidden_size", hidden_size, 0)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(
-                f"{name}: {arg} must be an int, got {value!r} ({type(value).__name__})"
-            )
+            raise TypeError(f"{name}: {arg} must be an int, got {value!r} ({type(value).__name__})")
         if value < low:
             raise RNNValueError(f"{name}: {arg} must be an integer >= {low}, got {value}")
 
