@@ -320,18 +320,20 @@ def test_cli_serve_refuses_a_busy_port_and_bad_connection_limits(files):
 
 def test_a_model_whose_numbers_overflow_is_a_500_not_a_null(files, tmp_path):
     """Weights that are finite on disk (so the file loads) but give NaN on an input: the
-    service answers 500 naming the model, never 200 with ``probability: null``; and text
-    generation from NaN logits likewise."""
+    service answers 500 naming the model, never 200 with ``probability: null``; text
+    generation from NaN logits and transcription from NaN log-probabilities likewise."""
     import torch
 
     from test_serve_models import make_textgen
 
     textgen = make_textgen(tmp_path / "tg.lstmkit")
-    app = create_app([str(files["sentiment"]), str(textgen)], workers=1)
+    app = create_app([str(files["sentiment"]), str(textgen), str(files["speech"])], workers=1)
     handlers = app.state.registry.handlers
+    models = {"sentiment": lambda h: h.classifier.model, "textgen": lambda h: h.lm.model,
+              "speech": lambda h: h.recognizer.model}  # fmt: skip
     with torch.no_grad():
         for h in handlers.values():
-            model = h.classifier.model if h.app == "sentiment" else h.lm.model
+            model = models[h.app](h)
             for w in model.parameters():
                 w.fill_(float("nan"))
             if h.app == "textgen":  # its generators copied the weights when made
@@ -346,4 +348,7 @@ def test_a_model_whose_numbers_overflow_is_a_500_not_a_null(files, tmp_path):
         r = c.post("/v1/generate", json={"prompt": "ab", "length": 5, "seed": 1})
         assert r.status_code == 500, r.text
         assert "not finite" in r.json()["detail"] and "NaN" in r.json()["detail"]
+        r = c.post("/v1/transcribe", files={"file": ("a.wav", wav_bytes())})
+        assert r.status_code == 500, r.text  # not 200 with an empty transcript
+        assert "non-finite log-probabilities" in r.json()["detail"]
         assert c.get("/health").json()["status"] == "ok"

@@ -205,6 +205,7 @@ class Recognizer:
         Raises:
             TypeError: integer (or other non-float) samples.
             ValueError: no samples, or a shape other than ``(N,)`` / ``(N, channels)``.
+            FloatingPointError: the network's outputs are not finite (diverged weights).
         """
         audio = np.asarray(audio)
         if not np.issubdtype(audio.dtype, np.floating):
@@ -227,7 +228,14 @@ class Recognizer:
         if is_silent(audio, self.spec.sample_rate):
             return ""
         feats = features_of_audio(audio, self.spec)
-        return self.decode(self.log_probs([feats])[0], decoder, beam_size)
+        log_probs = self.log_probs([feats])[0]
+        if not np.isfinite(log_probs).all():
+            raise FloatingPointError(
+                f"the speech model computed {int((~np.isfinite(log_probs)).sum())} non-finite "
+                f"log-probabilities (NaN or infinity) of {log_probs.size} for this audio; its "
+                f"weights overflow or have diverged, so no transcript is given"
+            )
+        return self.decode(log_probs, decoder, beam_size)
 
     def transcribe_file(
         self,
