@@ -62,6 +62,18 @@ def _value(value: Any, column: str, where: str) -> str:
     return text
 
 
+def _check_present(
+    found: list[str], wanted: dict[str, str], where: str, noun: str, plural: str
+) -> None:
+    """Refuse a wanted column (or key) that ``found`` lacks, listing what is there."""
+    for column, flag in wanted.items():
+        if column not in found:
+            raise ValueError(
+                f"{where}: no {noun} {column!r} ({plural}: {', '.join(map(repr, found))}); "
+                f"name the right one with {flag}"
+            )
+
+
 def read_csv_text(handle: TextIO, name: str, delimiter: str, wanted: dict[str, str]) -> Table:
     """The ``wanted`` columns (name -> the flag that chooses it) of a CSV/TSV text."""
     reader = csv.DictReader(handle, delimiter=delimiter, strict=True)
@@ -71,12 +83,7 @@ def read_csv_text(handle: TextIO, name: str, delimiter: str, wanted: dict[str, s
         raise ValueError(f"{name}:1: not a readable table: {e}") from None
     if not columns:
         raise ValueError(f"{name}: no header row (expected column names on the first line)")
-    for column, flag in wanted.items():
-        if column not in columns:
-            raise ValueError(
-                f"{name}: no column {column!r} (columns: {', '.join(map(repr, columns))}); "
-                f"name the right one with {flag}"
-            )
+    _check_present(columns, wanted, name, "column", "columns")
     rows, where = [], []
     try:
         for record in reader:
@@ -106,12 +113,7 @@ def read_jsonl_text(text: str, name: str, wanted: dict[str, str]) -> Table:
             raise ValueError(f"{at}: not JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(obj, dict):
             raise ValueError(f"{at}: expected a JSON object, got a {type(obj).__name__}")
-        for column, flag in wanted.items():
-            if column not in obj:
-                raise ValueError(
-                    f"{at}: no key {column!r} (keys: {', '.join(map(repr, obj))}); name the "
-                    f"right one with {flag}"
-                )
+        _check_present(list(obj), wanted, at, "key", "keys")
         rows.append(tuple(_value(obj[c], c, at) for c in wanted))
         where.append(at)
     return Table(tuple(wanted), rows, where)

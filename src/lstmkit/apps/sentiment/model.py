@@ -70,6 +70,15 @@ def build_model(config: SentimentConfig, n_classes: int = 2) -> Sequential:
     return model
 
 
+def head_mismatch(model: Sequential, labels: tuple[str, ...] | list[str]) -> str:
+    """Why ``labels`` do not fit the model's ``Dense`` head (one sigmoid output for two
+    classes, one softmax output per class for more), or ``""`` when they do."""
+    head = getattr(model.layers[-1], "units", None)
+    if head is None or head == (1 if len(labels) == 2 else len(labels)):
+        return ""
+    return f"{len(labels)} class names for a head of {head} output(s)"
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One text's result: ``label`` and its ``probability``; ``scores`` every class's
@@ -102,12 +111,9 @@ class SentimentClassifier:
         self.config = config
         self.results: dict[str, Any] = dict(results or {})
         self.labels: tuple[str, ...] = tuple(labels or LABELS)
-        outputs = int(model.layers[-1].units) if hasattr(model.layers[-1], "units") else None
-        if outputs is not None and outputs != (1 if len(self.labels) == 2 else len(self.labels)):
-            raise ValueError(
-                f"SentimentClassifier: {len(self.labels)} class names for a head of {outputs} "
-                f"output(s)"
-            )
+        mismatch = head_mismatch(model, self.labels)
+        if mismatch:
+            raise ValueError(f"SentimentClassifier: {mismatch}")
 
     @property
     def binary(self) -> bool:
@@ -213,9 +219,7 @@ class SentimentClassifier:
                 f"{reader.where}: the tokenizer has {tokenizer.vocabulary_size()} tokens but "
                 f"the model's embedding only {inputs}"
             )
-        head = getattr(model.layers[-1], "units", None)
-        if head is not None and head != (1 if len(labels) == 2 else len(labels)):
-            raise ModelFileError(
-                f"{reader.where}: {len(labels)} class names for a head of {head} output(s)"
-            )
+        mismatch = head_mismatch(model, labels)
+        if mismatch:
+            raise ModelFileError(f"{reader.where}: {mismatch}")
         return cls(model, tokenizer, config, results, labels)

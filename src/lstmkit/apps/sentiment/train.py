@@ -170,11 +170,11 @@ def train(
     epochs_run = len(history.history.get("loss", []))
     classifier = SentimentClassifier(model, tokenizer, config, labels=data.classes)
     val_acc = accuracy(classifier, data.validation)
-    test_acc = accuracy(classifier, data.test)
-    amazon_acc = None if data.amazon is None else accuracy(classifier, data.amazon)
     test_report = class_report(
         data.test.labels, classifier.predict_class(data.test.texts), data.classes
     )
+    test_acc = test_report.accuracy  # the share of test labels predicted, as accuracy() gives
+    amazon_acc = None if data.amazon is None else accuracy(classifier, data.amazon)
 
     baseline = None
     if config.baseline and chief:

@@ -17,6 +17,7 @@ encoding); sentences are NFC-normalised with single spaces (:func:`clean_line`).
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from pathlib import Path
 
@@ -112,6 +113,34 @@ def read_pairs(spec: str, cfg: TranslateConfig) -> list[Pair]:
     return pairs
 
 
+_LAST_READ: dict[tuple, list[Pair]] = {}  # the main data last read, by its files' identity
+
+
+def _main_pairs(cfg: TranslateConfig) -> list[Pair]:
+    """The pairs of ``cfg.data`` (or the aligned files), read and checked once while the files
+    stay the same: training asks for each split in turn, and each split is cut from them."""
+    if cfg.source_file:
+        candidates = [cfg.source_file, cfg.target_file]
+    else:
+        candidates = [cfg.data, f"{cfg.data}.{cfg.source_lang}", f"{cfg.data}.{cfg.target_lang}"]
+    stamps = []
+    for name in candidates:
+        try:
+            st = os.stat(name)
+            stamps.append((name, st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            stamps.append((name, None))
+    key = (bool(cfg.source_file), cfg.source_lang, cfg.target_lang, tuple(stamps))
+    if key not in _LAST_READ:
+        if cfg.source_file:
+            pairs = read_aligned(cfg.source_file, cfg.target_file)
+        else:
+            pairs = read_pairs(cfg.data, cfg)
+        _LAST_READ.clear()
+        _LAST_READ[key] = pairs
+    return _LAST_READ[key]
+
+
 def user_split(split: str, cfg: TranslateConfig) -> list[Pair]:
     """The pairs of ``split`` (``train``, ``validation``, ``test``) of the user's data."""
     from lstmkit.datasets.translation import split_of
@@ -119,12 +148,8 @@ def user_split(split: str, cfg: TranslateConfig) -> list[Pair]:
     separate = {"validation": cfg.valid_data, "test": cfg.test_data}.get(split, "")
     if separate:
         return read_pairs(separate, cfg)
-    if cfg.source_file:
-        pairs = read_aligned(cfg.source_file, cfg.target_file)
-        where = cfg.source_file
-    else:
-        pairs = read_pairs(cfg.data, cfg)
-        where = cfg.data
+    pairs = _main_pairs(cfg)
+    where = cfg.source_file or cfg.data
     held_out = {"validation": bool(cfg.valid_data), "test": bool(cfg.test_data)}
 
     def side(source: str) -> str:
